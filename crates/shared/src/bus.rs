@@ -1,0 +1,162 @@
+//! The one place that names Kafka topics and headers and configures
+//! rdkafka clients. The ingress and the processor build every producer,
+//! consumer and topic through here, so the wire contract is in one file.
+//!
+//! Settings that exist because of the local broker (tansu 0.6) rather than
+//! because of the design are marked `tansu:`; see ARCHITECTURE.md.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Topic names, all under one prefix.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Self {
+        Topics {
+            prefix: prefix.to_string(),
+        }
+    }
+    /// Commands from every ingress to the processors, keyed by
+    /// `tenant/resource` (see `CommandEnvelope::partition_key`).
+    pub fn commands(&self) -> String {
+        format!("{}.commands", self.prefix)
+    }
+    /// Outcomes for one ingress instance (request-reply).
+    pub fn replies(&self, instance_id: &str) -> String {
+        format!("{}.replies.{instance_id}", self.prefix)
+    }
+    /// Commands that could not be applied (P4).
+    pub fn dead_letters(&self) -> String {
+        format!("{}.commands.dlq", self.prefix)
+    }
+    /// Committed user changes for downstream services (P5).
+    pub fn user_changes(&self) -> String {
+        format!("{}.user-changes", self.prefix)
+    }
+}
+
+/// Header names. Values are UTF-8 strings.
+pub mod headers {
+    pub const COMMAND_ID: &str = "scimflow-command-id";
+    pub const REPLY_TO: &str = "scimflow-reply-to";
+    pub const TENANT_ID: &str = "scimflow-tenant-id";
+    pub const REQUEST_ID: &str = "scimflow-request-id";
+    pub const DLQ_REASON: &str = "scimflow-dlq-reason";
+    pub const DLQ_ATTEMPTS: &str = "scimflow-dlq-attempts";
+    pub const DLQ_ORIGINAL_TOPIC: &str = "scimflow-dlq-original-topic";
+    pub const DLQ_ORIGINAL_PARTITION: &str = "scimflow-dlq-original-partition";
+    pub const DLQ_ORIGINAL_OFFSET: &str = "scimflow-dlq-original-offset";
+    pub const DLQ_ORIGINAL_KEY: &str = "scimflow-dlq-original-key";
+}
+
+/// Build headers from name/value pairs.
+pub fn make_headers(pairs: &[(&str, &str)]) -> OwnedHeaders {
+    pairs
+        .iter()
+        .fold(OwnedHeaders::new_with_capacity(pairs.len()), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            })
+        })
+}
+
+/// Read one header as a string.
+pub fn header<H: Headers>(headers: Option<&H>, name: &str) -> Option<String> {
+    let headers = headers?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_string)
+}
+
+/// A durable, batching producer: acks from all in-sync replicas,
+/// idempotence (no duplicates or reordering on retry, which P2 needs), and
+/// a short linger so concurrent requests share a produce request.
+pub fn producer_config(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .set("batch.num.messages", "10000")
+        .set("message.timeout.ms", "30000")
+        // tansu: compressed batches are not relied on; plain batches work.
+        .set("compression.type", "none")
+        // tansu: advertise and resolve IPv4 loopback only.
+        .set("broker.address.family", "v4");
+    c
+}
+
+/// A consumer-group member that never commits on its own: the processor
+/// commits offsets only after the DB transaction that applied them (P1/P3).
+pub fn group_consumer_config(brokers: &str, group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("max.poll.interval.ms", "300000")
+        .set("fetch.wait.max.ms", "50")
+        .set("broker.address.family", "v4");
+    c
+}
+
+/// A consumer outside any group, for assigned partitions (reply topics,
+/// tools that read a topic from the start).
+pub fn standalone_consumer_config(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("group.id", "scimflow-standalone")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "20")
+        .set("broker.address.family", "v4");
+    c
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("could not create topic {topic}: {code}")]
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// Create topics that do not exist yet; existing ones are left as they are.
+pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<(), BusError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4");
+    let admin: AdminClient<DefaultClientContext> = cfg.create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(new.iter(), &opts).await? {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(BusError::CreateTopic { topic, code }),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! Everything the ingress and the processor must agree on, and nothing that
+//! talks to a client: the SCIM model and its pure rules (filters, PATCH,
+//! roles, identity), the command / outcome / event types that cross Kafka,
+//! the one place that names Kafka topics and headers (`bus`), the one place
+//! that owns SQL (`store`), and configuration.
+//!
+//! Pure decision logic (`scim`, `rules`) must not do I/O: a state and a
+//! request in, a new state or a rule violation out. I/O lives in `bus` and
+//! `store` only. This crate must not know about HTTP servers or consumer
+//! loops; those belong to the ingress and the processor.
+
+pub mod bus;
+pub mod command;
+pub mod config;
+pub mod rules;
+pub mod scim;
+pub mod store;
+pub mod token;
+
+pub use scim::error::{ScimError, ScimType};

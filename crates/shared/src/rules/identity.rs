@@ -1,0 +1,132 @@
+//! Identity rules I1/I2: a user is identified by its primary work email.
+
+use serde_json::{Map, Value};
+
+use crate::scim::ScimError;
+
+/// The identity email of a user document (rule I1), lower-cased (I2).
+///
+/// Order: type "work" and primary; else primary; else the first "work";
+/// else the first email; else userName when it is an email address.
+pub fn identity_email(doc: &Map<String, Value>) -> Result<String, ScimError> {
+    let emails: Vec<&Map<String, Value>> = doc
+        .get("emails")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_object).collect())
+        .unwrap_or_default();
+    let value = |e: &Map<String, Value>| {
+        e.get("value")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let is_work = |e: &&Map<String, Value>| {
+        e.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("work"))
+    };
+    let is_primary = |e: &&Map<String, Value>| e.get("primary") == Some(&Value::Bool(true));
+    let chosen = emails
+        .iter()
+        .filter(|e| is_work(e) && is_primary(e))
+        .find_map(|e| value(e))
+        .or_else(|| {
+            emails
+                .iter()
+                .filter(|e| is_primary(e))
+                .find_map(|e| value(e))
+        })
+        .or_else(|| emails.iter().filter(|e| is_work(e)).find_map(|e| value(e)))
+        .or_else(|| emails.iter().find_map(|e| value(e)))
+        .or_else(|| {
+            doc.get("userName")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|u| looks_like_email(u))
+                .map(str::to_string)
+        });
+    match chosen {
+        Some(email) if looks_like_email(&email) => Ok(email.to_lowercase()),
+        Some(email) => Err(ScimError::invalid_value(format!(
+            "the primary work email '{email}' is not an email address (rule I1)"
+        ))),
+        None => Err(ScimError::invalid_value(
+            "a user needs an email address (a work email, or a userName that is an email) to be identified (rule I1)",
+        )),
+    }
+}
+
+/// A deliberately loose check: one '@' with something on both sides and no
+/// whitespace. Deliverability is the IdP's business.
+pub fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !s.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn i1_picks_the_identity_email_in_rule_order() {
+        let cases: Vec<(Value, Result<&str, ()>)> = vec![
+            (
+                json!({"emails": [
+                    {"value": "home@x.com", "type": "home", "primary": true},
+                    {"value": "Work2@X.com", "type": "work"},
+                    {"value": "work1@x.com", "type": "work", "primary": true}]}),
+                Ok("work1@x.com"),
+            ),
+            (
+                json!({"emails": [
+                    {"value": "w@x.com", "type": "work"},
+                    {"value": "p@x.com", "type": "home", "primary": true}]}),
+                Ok("p@x.com"),
+            ),
+            (
+                json!({"emails": [
+                    {"value": "h@x.com", "type": "home"},
+                    {"value": "w@x.com", "type": "Work"}]}),
+                Ok("w@x.com"),
+            ),
+            (
+                json!({"emails": [{"value": "only@x.com"}]}),
+                Ok("only@x.com"),
+            ),
+            (
+                json!({"userName": "User@Example.com"}),
+                Ok("user@example.com"),
+            ),
+            (json!({"userName": "bjensen"}), Err(())),
+            (json!({"userName": "bjensen", "emails": []}), Err(())),
+            (
+                json!({"emails": [{"value": "not-an-email", "type": "work"}]}),
+                Err(()),
+            ),
+            (
+                json!({"emails": [{"type": "work"}], "userName": "u@x.com"}),
+                Ok("u@x.com"),
+            ),
+        ];
+        for (doc, want) in cases {
+            let got = identity_email(doc.as_object().unwrap());
+            match want {
+                Ok(e) => assert_eq!(got.as_deref(), Ok(e), "{doc}"),
+                Err(()) => {
+                    let err = got.unwrap_err();
+                    assert_eq!(err.status, 400, "{doc}");
+                    assert!(err.detail.contains("I1"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Dedup records (P3), history, dead letters and the outbox: the rows the
+//! processor writes beside each effect, in the same transaction.
+
+use diesel::prelude::*;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::schema::{dead_letters, outbox, processed_commands, user_history};
+use super::StoreError;
+use crate::command::Outcome;
+
+/// The stored outcome of a command that was already applied.
+pub fn find_outcome(
+    conn: &mut PgConnection,
+    command_id: Uuid,
+) -> Result<Option<Outcome>, StoreError> {
+    let stored: Option<Value> = processed_commands::table
+        .find(command_id)
+        .select(processed_commands::outcome)
+        .first(conn)
+        .optional()?;
+    stored
+        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+/// Outcomes of several commands at once (batch dedup).
+pub fn find_outcomes(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Outcome>, StoreError> {
+    let stored: Vec<Value> = processed_commands::table
+        .filter(processed_commands::command_id.eq_any(ids))
+        .select(processed_commands::outcome)
+        .load(conn)?;
+    stored
+        .into_iter()
+        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
+pub fn record_outcome(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    outcome: &Outcome,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_value(outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    diesel::insert_into(processed_commands::table)
+        .values((
+            processed_commands::command_id.eq(outcome.command_id),
+            processed_commands::tenant_id.eq(tenant_id),
+            processed_commands::status.eq(outcome.status as i16),
+            processed_commands::outcome.eq(json),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub struct HistoryEntry<'a> {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub command_id: Option<Uuid>,
+    pub request_id: Option<&'a str>,
+    pub change: &'a str,
+    pub before: Option<Value>,
+    pub after: Value,
+}
+
+pub fn record_history(conn: &mut PgConnection, e: HistoryEntry<'_>) -> Result<(), StoreError> {
+    diesel::insert_into(user_history::table)
+        .values((
+            user_history::tenant_id.eq(e.tenant_id),
+            user_history::user_id.eq(e.user_id),
+            user_history::command_id.eq(e.command_id),
+            user_history::request_id.eq(e.request_id),
+            user_history::change.eq(e.change),
+            user_history::before.eq(e.before),
+            user_history::after.eq(e.after),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = user_history)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub command_id: Option<Uuid>,
+    pub request_id: Option<String>,
+    pub change: String,
+    pub before: Option<Value>,
+    pub after: Value,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub fn history(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<Vec<HistoryRow>, StoreError> {
+    Ok(user_history::table
+        .filter(user_history::tenant_id.eq(tenant_id))
+        .filter(user_history::user_id.eq(user_id))
+        .order(user_history::id)
+        .select(HistoryRow::as_select())
+        .load(conn)?)
+}
+
+pub struct NewDeadLetter<'a> {
+    pub command_id: Option<Uuid>,
+    pub tenant_id: Option<Uuid>,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a str>,
+    pub payload: &'a [u8],
+    pub reason: &'a str,
+    pub attempts: i32,
+}
+
+pub fn record_dead_letter(
+    conn: &mut PgConnection,
+    d: NewDeadLetter<'_>,
+) -> Result<i64, StoreError> {
+    Ok(diesel::insert_into(dead_letters::table)
+        .values((
+            dead_letters::command_id.eq(d.command_id),
+            dead_letters::tenant_id.eq(d.tenant_id),
+            dead_letters::topic.eq(d.topic),
+            dead_letters::kafka_partition.eq(d.partition),
+            dead_letters::kafka_offset.eq(d.offset),
+            dead_letters::kafka_key.eq(d.key),
+            dead_letters::payload.eq(d.payload),
+            dead_letters::reason.eq(d.reason),
+            dead_letters::attempts.eq(d.attempts),
+        ))
+        .returning(dead_letters::id)
+        .get_result(conn)?)
+}
+
+pub fn enqueue_event(
+    conn: &mut PgConnection,
+    topic: &str,
+    key: &str,
+    payload: &Value,
+) -> Result<(), StoreError> {
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::topic.eq(topic),
+            outbox::message_key.eq(key),
+            outbox::payload.eq(payload),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub topic: String,
+    pub message_key: String,
+    pub payload: Value,
+}
+
+/// The oldest unpublished events, in commit order per key.
+pub fn unpublished_events(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::published_at.is_null())
+        .order(outbox::id)
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
+pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set(outbox::published_at.eq(Some(chrono::Utc::now())))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The one place that owns SQL: schema, migrations, pool, and every query
+//! the ingress, the processor and the CLI run. Callers get typed rows and
+//! typed errors; no SQL text leaves this module.
+
+pub mod commands;
+pub mod filter_sql;
+pub mod schema;
+pub mod tenants;
+pub mod users;
+
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] DieselError),
+    #[error("database connection: {0}")]
+    Connection(#[from] diesel::ConnectionError),
+    #[error("database pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("migrations: {0}")]
+    Migration(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Worth retrying: the database was unreachable, restarting, or
+    /// aborted the transaction for concurrency reasons. Constraint
+    /// violations and bad data are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Pool(_) | StoreError::Connection(_) => true,
+            StoreError::Db(DieselError::DatabaseError(kind, _)) => !matches!(
+                kind,
+                DatabaseErrorKind::UniqueViolation
+                    | DatabaseErrorKind::ForeignKeyViolation
+                    | DatabaseErrorKind::NotNullViolation
+                    | DatabaseErrorKind::CheckViolation
+            ),
+            StoreError::Db(DieselError::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// A connection pool. Connections are checked on checkout, so a database
+/// restart costs failed attempts, not a broken pool.
+pub fn connect_pool(url: &str, size: u32) -> Result<PgPool, StoreError> {
+    let manager = ConnectionManager::<PgConnection>::new(url);
+    Ok(Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .test_on_check_out(true)
+        .build(manager)?)
+}
+
+/// Apply pending migrations (embedded in the binary).
+pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(applied.iter().map(|m| m.to_string()).collect())
+}
+
+/// Is the database answering?
+pub fn ping(conn: &mut PgConnection) -> Result<(), StoreError> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT 1").execute(conn)?;
+    Ok(())
+}

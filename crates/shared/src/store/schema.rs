@@ -1,0 +1,94 @@
+// The tables of migrations/, as diesel sees them. Kept by hand (no
+// diesel_cli here); `store::tests` checks it against the migrated database.
+
+diesel::table! {
+    tenants (id) {
+        id -> Uuid,
+        name -> Text,
+        token_hash -> Text,
+        features -> Array<Text>,
+        created_at -> Timestamptz,
+        token_rotated_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        user_name -> Text,
+        external_id -> Nullable<Text>,
+        primary_email -> Text,
+        active -> Bool,
+        primary_role -> Text,
+        permission -> Text,
+        attrs -> Jsonb,
+        scim_managed -> Bool,
+        version -> BigInt,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    processed_commands (command_id) {
+        command_id -> Uuid,
+        tenant_id -> Uuid,
+        status -> SmallInt,
+        outcome -> Jsonb,
+        processed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_history (id) {
+        id -> BigInt,
+        tenant_id -> Uuid,
+        user_id -> Uuid,
+        command_id -> Nullable<Uuid>,
+        request_id -> Nullable<Text>,
+        change -> Text,
+        before -> Nullable<Jsonb>,
+        after -> Jsonb,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    dead_letters (id) {
+        id -> BigInt,
+        command_id -> Nullable<Uuid>,
+        tenant_id -> Nullable<Uuid>,
+        topic -> Text,
+        kafka_partition -> Integer,
+        kafka_offset -> BigInt,
+        kafka_key -> Nullable<Text>,
+        payload -> Bytea,
+        reason -> Text,
+        attempts -> Integer,
+        created_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        resolution -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        topic -> Text,
+        message_key -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    processed_commands,
+    user_history,
+    dead_letters,
+    outbox
+);

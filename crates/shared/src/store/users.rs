@@ -1,0 +1,214 @@
+//! Users: identity lookups, writes and filtered listing.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::filter_sql::{self, Bind, SqlFragment};
+use super::schema::users;
+use super::StoreError;
+use crate::rules::roles::{Permission, PrimaryRole, Roles};
+use crate::scim::filter::Filter;
+use crate::scim::user::UserView;
+use crate::scim::ScimError;
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub primary_email: String,
+    pub active: bool,
+    pub primary_role: String,
+    pub permission: String,
+    pub attrs: Value,
+    pub scim_managed: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl UserRow {
+    pub fn roles(&self) -> Result<Roles, StoreError> {
+        Ok(Roles {
+            primary: PrimaryRole::parse(&self.primary_role).ok_or_else(|| {
+                StoreError::Corrupt(format!("primary role {}", self.primary_role))
+            })?,
+            permission: Permission::parse(&self.permission)
+                .ok_or_else(|| StoreError::Corrupt(format!("permission {}", self.permission)))?,
+        })
+    }
+
+    pub fn view(&self) -> Result<UserView, StoreError> {
+        let attrs: Map<String, Value> = match &self.attrs {
+            Value::Object(m) => m.clone(),
+            _ => return Err(StoreError::Corrupt(format!("attrs of user {}", self.id))),
+        };
+        Ok(UserView {
+            id: self.id,
+            attrs,
+            active: self.active,
+            roles: self.roles()?,
+            created: self.created_at,
+            last_modified: self.updated_at,
+            version: self.version,
+        })
+    }
+}
+
+/// A live user of the tenant, locked for update when `lock` (the
+/// processor's read-modify-write).
+pub fn find_live(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<UserRow>, StoreError> {
+    let q = users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::id.eq(id))
+        .filter(users::deleted_at.is_null())
+        .select(UserRow::as_select());
+    Ok(if lock {
+        q.for_update().first(conn).optional()?
+    } else {
+        q.first(conn).optional()?
+    })
+}
+
+/// The user holding an identity email (I1/I2): the live one if any, else
+/// the most recently deleted one (L5). Locked for update.
+pub fn find_by_email(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    email: &str,
+) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::primary_email.eq(email))
+        .order((users::deleted_at.is_not_null(), users::deleted_at.desc()))
+        .select(UserRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?)
+}
+
+/// The live user holding `user_name` (case-insensitive, I4), other than
+/// `except`.
+pub fn user_name_holder(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    user_name: &str,
+    except: Option<Uuid>,
+) -> Result<Option<Uuid>, StoreError> {
+    let mut q = users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::deleted_at.is_null())
+        .filter(
+            diesel::dsl::sql::<Bool>("lower(user_name) = lower(")
+                .bind::<Text, _>(user_name)
+                .sql(")"),
+        )
+        .select(users::id)
+        .into_boxed();
+    if let Some(id) = except {
+        q = q.filter(users::id.ne(id));
+    }
+    Ok(q.first(conn).optional()?)
+}
+
+/// Does another live user of the tenant hold `email`?
+pub fn email_holder(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    email: &str,
+    except: Uuid,
+) -> Result<Option<Uuid>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::deleted_at.is_null())
+        .filter(users::primary_email.eq(email))
+        .filter(users::id.ne(except))
+        .select(users::id)
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert(conn: &mut PgConnection, row: &UserRow) -> Result<(), StoreError> {
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Overwrite a user with `row` (same id); the caller has bumped `version`.
+pub fn update(conn: &mut PgConnection, row: &UserRow) -> Result<(), StoreError> {
+    diesel::update(users::table.find(row.id))
+        .set((
+            users::user_name.eq(&row.user_name),
+            users::external_id.eq(&row.external_id),
+            users::primary_email.eq(&row.primary_email),
+            users::active.eq(row.active),
+            users::primary_role.eq(&row.primary_role),
+            users::permission.eq(&row.permission),
+            users::attrs.eq(&row.attrs),
+            users::scim_managed.eq(row.scim_managed),
+            users::version.eq(row.version),
+            users::updated_at.eq(row.updated_at),
+            users::deleted_at.eq(row.deleted_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// One page of a tenant's live users matching `filter`, in a stable order
+/// (creation time, then id), and the total number of matches.
+pub fn list(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    filter: Option<&Filter>,
+    start_index: i64,
+    count: i64,
+) -> Result<Result<(i64, Vec<UserRow>), ScimError>, StoreError> {
+    let mut where_sql = SqlFragment::default();
+    where_sql.push("users.tenant_id = ");
+    where_sql.push_bind(Bind::Uuid(tenant_id));
+    where_sql.push(" AND users.deleted_at IS NULL");
+    if let Some(f) = filter {
+        let cond = match filter_sql::user_condition(f) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        where_sql.push(" AND (");
+        where_sql.append(cond);
+        where_sql.push(")");
+    }
+    let mut count_sql = SqlFragment::default();
+    count_sql.push("SELECT count(*) AS count FROM users WHERE ");
+    count_sql.append(where_sql.clone());
+    let total = count_sql.into_query().get_result::<Count>(conn)?.count;
+    let rows: Vec<UserRow> = if count > 0 && total >= start_index {
+        let mut q = SqlFragment::default();
+        q.push("SELECT users.* FROM users WHERE ");
+        q.append(where_sql);
+        q.push(" ORDER BY users.created_at, users.id OFFSET ");
+        q.push_bind(Bind::BigInt(start_index.max(1) - 1));
+        q.push(" LIMIT ");
+        q.push_bind(Bind::BigInt(count));
+        q.into_query().load(conn)?
+    } else {
+        Vec::new()
+    };
+    Ok(Ok((total, rows)))
+}
