@@ -1,1 +1,111 @@
-fn main() {}
+//! `scimflow`: one binary for every role (ingress, processor) and every ops
+//! command (migrations, tenants, manual users). Thin: it parses arguments,
+//! reads the configuration and calls into the crates.
+
+mod cli;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use scimflow_shared::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "scimflow",
+    version,
+    about = "SCIM 2.0 provisioning over Kafka and PostgreSQL"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Apply pending database migrations.
+    Migrate,
+    /// Run the HTTP ingress.
+    Ingress,
+    /// Run the command processor (and the outbox relay).
+    Processor,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(cli::TenantCmd),
+    /// Manage users outside SCIM (manual provisioning).
+    #[command(subcommand)]
+    User(cli::UserCmd),
+    /// Check the configuration and print it (without secrets).
+    #[command(subcommand)]
+    Config(cli::ConfigCmd),
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("SCIMFLOW_LOG_FORMAT").is_ok_and(|f| f == "text") {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+/// A channel that turns true on SIGINT or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
+        }
+        tracing::info!("shutdown requested");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging();
+    match args.command {
+        Cmd::Migrate => {
+            let config = Config::from_env()?;
+            let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+                use diesel::Connection;
+                let mut conn = diesel::PgConnection::establish(&config.database_url)
+                    .context("connecting to PostgreSQL")?;
+                Ok(scimflow_shared::store::run_migrations(&mut conn)?)
+            })
+            .await??;
+            for m in &applied {
+                println!("applied {m}");
+            }
+            if applied.is_empty() {
+                println!("database is up to date");
+            }
+            Ok(())
+        }
+        Cmd::Ingress => scimflow_ingress::run(Config::from_env()?, shutdown_signal()).await,
+        Cmd::Processor => scimflow_processor::run(Config::from_env()?, shutdown_signal()).await,
+        Cmd::Tenant(cmd) => cli::tenant(cmd).await,
+        Cmd::User(cmd) => cli::user(cmd).await,
+        Cmd::Config(cmd) => cli::config(cmd),
+    }
+}

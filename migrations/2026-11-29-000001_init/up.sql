@@ -75,14 +75,18 @@ CREATE TABLE dead_letters (
     resolved_at timestamptz,
     resolution text
 );
+CREATE INDEX dead_letters_open_key ON dead_letters (kafka_key) WHERE resolved_at IS NULL;
 
 -- P5: transactional outbox. A change event is a row in the transaction
 -- that made the change; the relay publishes it and marks it sent.
+-- Dead letters go out the same way, so that a dead letter is on its topic
+-- if and only if its row committed.
 CREATE TABLE outbox (
     id bigserial PRIMARY KEY,
     topic text NOT NULL,
     message_key text NOT NULL,
-    payload jsonb NOT NULL,
+    payload bytea NOT NULL,
+    headers jsonb NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT now(),
     published_at timestamptz
 );

@@ -1,1 +1,136 @@
-//! placeholder
+//! The ingress: the HTTP face of scimflow. It authenticates each tenant's
+//! bearer token, validates SCIM requests, publishes writes to the command
+//! topic and answers with the processor's committed outcome (request-reply
+//! over Kafka), and serves reads straight from PostgreSQL.
+//!
+//! It must not apply product rules or write to the database: every write
+//! goes through Kafka and the processor, so that one user's writes are
+//! ordered however many ingresses run. Errors become HTTP responses in one
+//! place, `error.rs`.
+
+mod auth;
+mod error;
+mod replies;
+mod response;
+mod users;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::routing::get;
+use axum::Router;
+use rdkafka::producer::FutureProducer;
+use tokio::sync::watch;
+
+use scimflow_shared::bus::{self, Topics};
+use scimflow_shared::config::Config;
+use scimflow_shared::store::{self, PgPool};
+
+pub use error::IngressError;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub producer: FutureProducer,
+    pub topics: Arc<Topics>,
+    pub replies: Arc<replies::ReplyRouter>,
+    pub config: Arc<Config>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .route(
+            "/scim/v2/{tenant_id}/Users",
+            get(users::list).post(users::create),
+        )
+        .route(
+            "/scim/v2/{tenant_id}/Users/{id}",
+            get(users::get_one)
+                .put(users::replace)
+                .patch(users::patch)
+                .delete(users::delete),
+        )
+        .fallback(error::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// Ready when PostgreSQL answers and the broker gives metadata.
+async fn ready(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> Result<&'static str, IngressError> {
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), store::StoreError> {
+        let mut conn = pool.get()?;
+        store::ping(&mut conn)
+    })
+    .await
+    .map_err(|_| IngressError::Unavailable("database check failed"))??;
+    let producer = app.producer.clone();
+    let topic = app.topics.commands();
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::producer::Producer;
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), std::time::Duration::from_secs(2))
+            .map(|_| ())
+    })
+    .await
+    .map_err(|_| IngressError::Unavailable("broker check failed"))?
+    .map_err(|_| IngressError::Unavailable("the broker is unreachable"))?;
+    Ok("ready")
+}
+
+/// Serve until `shutdown` turns true, then stop accepting and finish the
+/// requests in flight.
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let pool = store::connect_pool(&config.database_url, config.db_pool_size)
+        .context("connecting to PostgreSQL")?;
+    let topics = Topics::new(&config.topic_prefix);
+    let reply_topic = topics.replies(&config.instance_id);
+    bus::ensure_topics(
+        &config.kafka_brokers,
+        &[
+            (topics.commands(), config.command_partitions),
+            (reply_topic.clone(), 1),
+        ],
+    )
+    .await
+    .context("creating topics")?;
+    let producer: FutureProducer = bus::producer_config(&config.kafka_brokers)
+        .create()
+        .context("creating the Kafka producer")?;
+    let replies =
+        replies::ReplyRouter::start(&config.kafka_brokers, &reply_topic, shutdown.clone())
+            .await
+            .context("starting the reply consumer")?;
+    let addr = config.http_addr;
+    let state = AppState {
+        pool,
+        producer,
+        topics: Arc::new(topics),
+        replies,
+        config: Arc::new(config),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, reply_topic, "ingress listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("ingress stopped");
+    Ok(())
+}

@@ -1,1 +1,31 @@
-//! placeholder
+//! The processor: consumes the command topic as a member of one consumer
+//! group, applies commands in partition order (so per user, P2) in batches
+//! of one database transaction each, answers each ingress on its reply
+//! topic, and commits offsets only after the transaction committed (P1).
+//! It also runs the outbox relay that publishes change events and dead
+//! letters (P4, P5).
+//!
+//! It must not decide product rules itself (that is `scimflow_shared::rules`)
+//! nor write SQL (that is `scimflow_shared::store`), and it never answers
+//! an HTTP client directly.
+
+pub mod apply;
+pub mod batch;
+mod consumer;
+mod relay;
+
+pub use consumer::run;
+
+/// Wait for `shutdown` to flip to true, or for `d` to pass; true when
+/// shutting down. Used for every back-off, so a stop is never delayed by
+/// one.
+pub(crate) async fn pause_unless_shutdown(
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    d: std::time::Duration,
+) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    let _ = tokio::time::timeout(d, shutdown.wait_for(|stop| *stop)).await;
+    *shutdown.borrow()
+}

@@ -414,7 +414,14 @@ mod tests {
     #[test]
     fn every_rule_as_a_table() {
         // (rule, current, sent ("*" = primary=true), plan, expected)
-        let table: Vec<(&str, Option<Roles>, Vec<&str>, PlanFeatures, Want)> = vec![
+        type Case = (
+            &'static str,
+            Option<Roles>,
+            Vec<&'static str>,
+            PlanFeatures,
+            Want,
+        );
+        let table: Vec<Case> = vec![
             (
                 "R3 new, no roles",
                 None,

@@ -135,17 +135,25 @@ pub fn record_dead_letter(
         .get_result(conn)?)
 }
 
-pub fn enqueue_event(
+/// Queue a message for the relay; it is published only if the enclosing
+/// transaction commits.
+pub fn enqueue_message(
     conn: &mut PgConnection,
     topic: &str,
     key: &str,
-    payload: &Value,
+    payload: &[u8],
+    headers: &[(&str, String)],
 ) -> Result<(), StoreError> {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+        .collect();
     diesel::insert_into(outbox::table)
         .values((
             outbox::topic.eq(topic),
             outbox::message_key.eq(key),
             outbox::payload.eq(payload),
+            outbox::headers.eq(Value::Object(headers)),
         ))
         .execute(conn)?;
     Ok(())
@@ -157,14 +165,40 @@ pub struct OutboxRow {
     pub id: i64,
     pub topic: String,
     pub message_key: String,
-    pub payload: Value,
+    pub payload: Vec<u8>,
+    pub headers: Value,
 }
 
-/// The oldest unpublished events, in commit order per key.
-pub fn unpublished_events(
+/// Try to become the one outbox relay: a session advisory lock, held for
+/// as long as `conn` lives, released by PostgreSQL if the session dies.
+pub fn try_relay_lock(conn: &mut PgConnection) -> Result<bool, StoreError> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    let row: Locked =
+        diesel::sql_query("SELECT pg_try_advisory_lock(7265636) AS locked").get_result(conn)?;
+    Ok(row.locked)
+}
+
+/// Keys with an unresolved dead letter: later commands for them must not
+/// overtake it (P2).
+pub fn keys_with_open_dead_letters(
     conn: &mut PgConnection,
-    limit: i64,
-) -> Result<Vec<OutboxRow>, StoreError> {
+    keys: &[String],
+) -> Result<Vec<String>, StoreError> {
+    Ok(dead_letters::table
+        .filter(dead_letters::resolved_at.is_null())
+        .filter(dead_letters::kafka_key.eq_any(keys))
+        .select(dead_letters::kafka_key.assume_not_null())
+        .distinct()
+        .load(conn)?)
+}
+
+/// The oldest unpublished messages, locked so that a concurrent relay
+/// skips them.
+pub fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(outbox::table
         .filter(outbox::published_at.is_null())
         .order(outbox::id)

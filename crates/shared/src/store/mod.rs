@@ -51,6 +51,21 @@ impl StoreError {
         }
     }
 
+    /// The connection itself is gone: nothing more can be done in this
+    /// transaction, whatever the command.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Pool(_)
+                | StoreError::Connection(_)
+                | StoreError::Db(DieselError::BrokenTransactionManager)
+                | StoreError::Db(DieselError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _
+                ))
+        )
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,

@@ -78,7 +78,8 @@ diesel::table! {
         id -> BigInt,
         topic -> Text,
         message_key -> Text,
-        payload -> Jsonb,
+        payload -> Bytea,
+        headers -> Jsonb,
         created_at -> Timestamptz,
         published_at -> Nullable<Timestamptz>,
     }

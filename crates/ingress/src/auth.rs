@@ -1,0 +1,67 @@
+//! Tenant authentication (T2, T3): the bearer token must belong to the
+//! tenant named in the URL. Any failure is the same 401, so a caller learns
+//! nothing about other tenants. Tokens are never logged.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use uuid::Uuid;
+
+use scimflow_shared::store::tenants::{self, TenantRow};
+use scimflow_shared::token;
+use scimflow_shared::ScimError;
+
+use crate::{AppState, IngressError};
+
+/// The tenant a request is authenticated as.
+pub struct AuthedTenant(pub TenantRow);
+
+fn unauthorized() -> IngressError {
+    ScimError::unauthorized("a valid bearer token for this SCIM endpoint is required").into()
+}
+
+impl FromRequestParts<AppState> for AuthedTenant {
+    type Rejection = IngressError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, rest) = v.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| rest.trim().to_string())
+            })
+            .filter(|t| !t.is_empty() && t.len() <= 512)
+            .ok_or_else(unauthorized)?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| unauthorized())?;
+        let url_tenant = params
+            .get("tenant_id")
+            .and_then(|t| Uuid::parse_str(t).ok())
+            .ok_or_else(unauthorized)?;
+        let hash = token::hash(&presented);
+        let pool = state.pool.clone();
+        let lookup_hash = hash.clone();
+        let tenant = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            tenants::find_by_token_hash(&mut conn, &lookup_hash)
+        })
+        .await
+        .map_err(|_| IngressError::Unavailable("authentication failed to run"))??;
+        match tenant {
+            Some(t) if t.id == url_tenant && token::verify(&presented, &t.token_hash) => {
+                Ok(AuthedTenant(t))
+            }
+            _ => Err(unauthorized()),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Request-reply over Kafka: each ingress instance reads its own reply
+//! topic and hands each outcome to the request waiting for it, by command
+//! id. Pending requests live only in memory; a request whose reply does not
+//! come in time gets a 503, and its outcome stays in PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use scimflow_shared::bus;
+use scimflow_shared::command::Outcome;
+
+#[derive(Default)]
+pub struct ReplyRouter {
+    pending: Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>,
+}
+
+/// Removes the pending entry when the waiting request goes away, answered
+/// or not, so the map cannot grow with abandoned requests.
+pub struct PendingReply<'a> {
+    router: &'a ReplyRouter,
+    id: Uuid,
+    pub rx: oneshot::Receiver<Outcome>,
+}
+
+impl Drop for PendingReply<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.router.pending.lock() {
+            map.remove(&self.id);
+        }
+    }
+}
+
+impl ReplyRouter {
+    /// Start reading `topic` from its current end; replies for requests
+    /// made from now on are read.
+    pub async fn start(
+        brokers: &str,
+        topic: &str,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let consumer: StreamConsumer = bus::standalone_consumer_config(brokers)
+            .create()
+            .context("creating the reply consumer")?;
+        let (c, t) = (consumer, topic.to_string());
+        let (consumer, high) = tokio::task::spawn_blocking(move || {
+            let w = c.fetch_watermarks(&t, 0, std::time::Duration::from_secs(10));
+            (c, w)
+        })
+        .await?;
+        let (_, high) = high.context("reading the reply topic's end offset")?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(high))?;
+        consumer.assign(&tpl).context("assigning the reply topic")?;
+
+        let router = Arc::new(ReplyRouter::default());
+        let r = router.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    m = consumer.recv() => m,
+                };
+                match msg {
+                    Ok(m) => {
+                        let Some(payload) = m.payload() else { continue };
+                        match serde_json::from_slice::<Outcome>(payload) {
+                            Ok(outcome) => r.deliver(outcome),
+                            Err(e) => tracing::warn!(error = %e, "undecodable reply"),
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reply consumer error"),
+                }
+            }
+        });
+        Ok(router)
+    }
+
+    pub fn register(&self, id: Uuid) -> PendingReply<'_> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut map) = self.pending.lock() {
+            map.insert(id, tx);
+        }
+        PendingReply {
+            router: self,
+            id,
+            rx,
+        }
+    }
+
+    fn deliver(&self, outcome: Outcome) {
+        let waiter = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&outcome.command_id));
+        if let Some(tx) = waiter {
+            let _ = tx.send(outcome);
+        }
+    }
+}

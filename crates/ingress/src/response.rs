@@ -1,0 +1,50 @@
+//! SCIM responses: JSON bodies with `application/scim+json`.
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+
+use scimflow_shared::command::Outcome;
+use scimflow_shared::scim::SCIM_CONTENT_TYPE;
+
+pub fn scim_json(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
+    resp
+}
+
+pub fn with_etag(mut resp: Response, etag: Option<&str>) -> Response {
+    if let Some(v) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// The HTTP response for a processor outcome.
+pub fn from_outcome(outcome: &Outcome) -> Response {
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = match &outcome.body {
+        Some(body) => scim_json(status, body),
+        None => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = status;
+            r
+        }
+    };
+    if let Some(v) = outcome
+        .location
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        if status == StatusCode::CREATED {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    with_etag(resp, outcome.etag.as_deref())
+}

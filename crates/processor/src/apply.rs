@@ -1,0 +1,424 @@
+//! Applying one command to the database: the product rules (from
+//! `scimflow_shared::rules`) meet the stored state here. Runs inside the
+//! batch transaction (in its own savepoint); writes the effect, the
+//! history and the change event, and returns the outcome for the IdP.
+
+use chrono::Utc;
+use diesel::PgConnection;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use scimflow_shared::bus::Topics;
+use scimflow_shared::command::{Command, CommandEnvelope, Outcome};
+use scimflow_shared::rules::identity::identity_email;
+use scimflow_shared::rules::roles::{apply_role_effects, apply_roles, parse_role_values, Roles};
+use scimflow_shared::scim::patch::{apply_user_patch, parse_patch_request};
+use scimflow_shared::scim::user::{etag, normalize_user, UserView};
+use scimflow_shared::store::commands::{enqueue_message, record_history, HistoryEntry};
+use scimflow_shared::store::tenants::TenantRow;
+use scimflow_shared::store::users::{self, UserRow};
+use scimflow_shared::store::StoreError;
+use scimflow_shared::ScimError;
+
+/// Why a command did not apply.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A rule or the request refused it: a final answer for the IdP.
+    #[error(transparent)]
+    Rejected(#[from] ScimError),
+    /// The database failed: retry or dead-letter, never answer with it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for ApplyError {
+    fn from(e: diesel::result::Error) -> Self {
+        ApplyError::Store(StoreError::Db(e))
+    }
+}
+
+impl From<scimflow_shared::rules::roles::RoleViolation> for ApplyError {
+    fn from(v: scimflow_shared::rules::roles::RoleViolation) -> Self {
+        ApplyError::Rejected(v.into())
+    }
+}
+
+pub struct Context<'a> {
+    pub tenant: &'a TenantRow,
+    pub envelope: &'a CommandEnvelope,
+    pub topics: &'a Topics,
+}
+
+pub fn apply(conn: &mut PgConnection, ctx: &Context<'_>) -> Result<Outcome, ApplyError> {
+    match &ctx.envelope.command {
+        Command::CreateUser { user_id, body } => create_user(conn, ctx, *user_id, body),
+        Command::ReplaceUser { user_id, body } => replace_user(conn, ctx, *user_id, body),
+        Command::PatchUser { user_id, body } => patch_user(conn, ctx, *user_id, body),
+        Command::DeleteUser { user_id } => delete_user(conn, ctx, *user_id),
+    }
+}
+
+fn create_user(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    body: &Value,
+) -> Result<Outcome, ApplyError> {
+    let tenant_id = ctx.tenant.id;
+    let input = normalize_user(body)?;
+    let email = identity_email(&input.attrs)?;
+    let sent = match &input.roles {
+        Some(v) => parse_role_values(v)?,
+        None => Vec::new(),
+    };
+    let user_name = user_name_of(&input.attrs)?;
+    let now = Utc::now();
+    let existing = users::find_by_email(conn, tenant_id, &email)?;
+    let row = match existing {
+        Some(row) if row.deleted_at.is_none() && row.scim_managed => {
+            return Err(ScimError::uniqueness(format!(
+                "a user with this primary work email already exists (id {}; rule I3)",
+                row.id
+            ))
+            .into());
+        }
+        // I3: link a manually provisioned user; L5: bring a deleted one back.
+        Some(existing) => {
+            check_user_name_free(conn, tenant_id, &user_name, Some(existing.id))?;
+            let roles = apply_roles(Some(existing.roles()?), &sent, ctx.tenant.plan())?;
+            let change = if existing.deleted_at.is_some() {
+                "restored"
+            } else {
+                "linked"
+            };
+            let row = UserRow {
+                user_name,
+                external_id: external_id_of(&input.attrs),
+                primary_email: email,
+                active: input.active.unwrap_or(true),
+                primary_role: roles.primary.as_str().into(),
+                permission: roles.permission.as_str().into(),
+                attrs: Value::Object(input.attrs),
+                scim_managed: true,
+                version: existing.version + 1,
+                updated_at: now,
+                deleted_at: None,
+                ..existing.clone()
+            };
+            users::update(conn, &row)?;
+            record_change(conn, ctx, Some(&existing), &row, change)?;
+            row
+        }
+        None => {
+            check_user_name_free(conn, tenant_id, &user_name, None)?;
+            let roles = apply_roles(None, &sent, ctx.tenant.plan())?;
+            let row = UserRow {
+                id: user_id,
+                tenant_id,
+                user_name,
+                external_id: external_id_of(&input.attrs),
+                primary_email: email,
+                active: input.active.unwrap_or(true),
+                primary_role: roles.primary.as_str().into(),
+                permission: roles.permission.as_str().into(),
+                attrs: Value::Object(input.attrs),
+                scim_managed: true,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+            };
+            users::insert(conn, &row)?;
+            record_change(conn, ctx, None, &row, "created")?;
+            row
+        }
+    };
+    resource_outcome(ctx, &row, 201)
+}
+
+fn replace_user(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    body: &Value,
+) -> Result<Outcome, ApplyError> {
+    let current = load_for_write(conn, ctx, user_id)?;
+    let input = normalize_user(body)?;
+    let sent = match &input.roles {
+        Some(v) => parse_role_values(v)?,
+        None => Vec::new(),
+    };
+    let roles = apply_roles(Some(current.roles()?), &sent, ctx.tenant.plan())?;
+    let active = input.active.unwrap_or(current.active);
+    write_user(conn, ctx, current, input.attrs, active, roles)
+}
+
+fn patch_user(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    body: &Value,
+) -> Result<Outcome, ApplyError> {
+    let current = load_for_write(conn, ctx, user_id)?;
+    let ops = parse_patch_request(body)?;
+    let view = current.view()?;
+    let (mut doc, effects) = apply_user_patch(view.patchable_document(), &ops)?;
+    let active = match doc.remove("active") {
+        Some(Value::Bool(b)) => b,
+        _ => current.active,
+    };
+    let roles = apply_role_effects(view.roles, &effects, ctx.tenant.plan())?;
+    write_user(conn, ctx, current, doc, active, roles)
+}
+
+/// The shared tail of PUT and PATCH: identity and uniqueness checks (I1,
+/// I2, I4), then the write, history and event, unless nothing changed.
+fn write_user(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    current: UserRow,
+    attrs: Map<String, Value>,
+    active: bool,
+    roles: Roles,
+) -> Result<Outcome, ApplyError> {
+    let tenant_id = ctx.tenant.id;
+    let user_name = user_name_of(&attrs)?;
+    let email = identity_email(&attrs)?;
+    if email != current.primary_email {
+        if let Some(holder) = users::email_holder(conn, tenant_id, &email, current.id)? {
+            return Err(ScimError::uniqueness(format!(
+                "another user (id {holder}) has this primary work email (rule I2)"
+            ))
+            .into());
+        }
+    }
+    if !user_name.eq_ignore_ascii_case(&current.user_name) {
+        check_user_name_free(conn, tenant_id, &user_name, Some(current.id))?;
+    }
+    let attrs = Value::Object(attrs);
+    let unchanged = attrs == current.attrs
+        && active == current.active
+        && roles.primary.as_str() == current.primary_role
+        && roles.permission.as_str() == current.permission;
+    if unchanged {
+        return resource_outcome(ctx, &current, 200);
+    }
+    let row = UserRow {
+        user_name,
+        external_id: external_id_of(attrs.as_object().unwrap_or(&Map::new())),
+        primary_email: email,
+        active,
+        primary_role: roles.primary.as_str().into(),
+        permission: roles.permission.as_str().into(),
+        attrs,
+        version: current.version + 1,
+        updated_at: Utc::now(),
+        ..current.clone()
+    };
+    users::update(conn, &row)?;
+    let change = match (current.active, row.active) {
+        (true, false) => "deactivated",
+        (false, true) => "reactivated",
+        _ if current.attrs == row.attrs
+            && (current.primary_role != row.primary_role
+                || current.permission != row.permission) =>
+        {
+            "roles_changed"
+        }
+        _ => "updated",
+    };
+    record_change(conn, ctx, Some(&current), &row, change)?;
+    resource_outcome(ctx, &row, 200)
+}
+
+fn delete_user(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    user_id: Uuid,
+) -> Result<Outcome, ApplyError> {
+    let current = load_for_write(conn, ctx, user_id)?;
+    let now = Utc::now();
+    let row = UserRow {
+        version: current.version + 1,
+        updated_at: now,
+        deleted_at: Some(now),
+        ..current.clone()
+    };
+    users::update(conn, &row)?;
+    record_change(conn, ctx, Some(&current), &row, "deleted")?;
+    Ok(Outcome {
+        command_id: ctx.envelope.command_id,
+        status: 204,
+        body: None,
+        etag: None,
+        location: None,
+    })
+}
+
+/// A live user of this tenant, locked, whose version matches If-Match.
+fn load_for_write(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    user_id: Uuid,
+) -> Result<UserRow, ApplyError> {
+    let row = users::find_live(conn, ctx.tenant.id, user_id, true)?
+        .ok_or_else(|| ScimError::not_found(format!("User {user_id} not found")))?;
+    if let Some(expected) = &ctx.envelope.if_match {
+        let current = etag(row.version);
+        let matches = expected.split(',').map(str::trim).any(|tag| {
+            tag == "*"
+                || tag == current
+                || tag.trim_start_matches("W/") == current.trim_start_matches("W/")
+        });
+        if !matches {
+            return Err(ScimError::precondition_failed(format!(
+                "User {user_id} has changed: its version is {current}"
+            ))
+            .into());
+        }
+    }
+    Ok(row)
+}
+
+fn user_name_of(attrs: &Map<String, Value>) -> Result<String, ScimError> {
+    attrs
+        .get("userName")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| ScimError::invalid_value("userName is required"))
+}
+
+fn external_id_of(attrs: &Map<String, Value>) -> Option<String> {
+    attrs
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn check_user_name_free(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    user_name: &str,
+    except: Option<Uuid>,
+) -> Result<(), ApplyError> {
+    match users::user_name_holder(conn, tenant_id, user_name, except)? {
+        Some(holder) => Err(ScimError::uniqueness(format!(
+            "userName is already taken by user {holder} (rule I4)"
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
+fn resource_outcome(ctx: &Context<'_>, row: &UserRow, status: u16) -> Result<Outcome, ApplyError> {
+    let view: UserView = row.view()?;
+    let body = view.render(&ctx.envelope.base_url);
+    Ok(Outcome {
+        command_id: ctx.envelope.command_id,
+        status,
+        etag: Some(view.etag()),
+        location: Some(format!("{}/Users/{}", ctx.envelope.base_url, row.id)),
+        body: Some(body),
+    })
+}
+
+/// The part of a user that history tracks: roles, active state, identity.
+fn tracked(row: &UserRow) -> Value {
+    json!({
+        "primary_email": row.primary_email,
+        "user_name": row.user_name,
+        "active": row.active,
+        "deleted": row.deleted_at.is_some(),
+        "roles": {"primary": row.primary_role, "permission": row.permission},
+    })
+}
+
+/// History row (when tracked fields changed) and change event (always),
+/// both in the transaction of the change itself.
+fn record_change(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    before: Option<&UserRow>,
+    after: &UserRow,
+    change: &str,
+) -> Result<(), ApplyError> {
+    let env = ctx.envelope;
+    let before_tracked = before.map(tracked);
+    let after_tracked = tracked(after);
+    if before_tracked.as_ref() != Some(&after_tracked) {
+        record_history(
+            conn,
+            HistoryEntry {
+                tenant_id: after.tenant_id,
+                user_id: after.id,
+                command_id: Some(env.command_id),
+                request_id: Some(&env.request_id),
+                change,
+                before: before_tracked,
+                after: after_tracked,
+            },
+        )?;
+    }
+    let changed: Vec<&str> = match before {
+        None => vec![],
+        Some(b) => {
+            let mut c = Vec::new();
+            if b.attrs != after.attrs {
+                c.push("attributes");
+            }
+            if b.active != after.active {
+                c.push("active");
+            }
+            if b.primary_role != after.primary_role || b.permission != after.permission {
+                c.push("roles");
+            }
+            if b.primary_email != after.primary_email {
+                c.push("identity");
+            }
+            c
+        }
+    };
+    let resource = if after.deleted_at.is_some() {
+        Value::Null
+    } else {
+        after.view()?.render(&env.base_url)
+    };
+    let event = json!({
+        "schema_version": 1,
+        "event_id": Uuid::now_v7(),
+        "type": event_type(change),
+        "tenant_id": after.tenant_id,
+        "resource_id": after.id,
+        "sequence": after.version,
+        "occurred_at": after.updated_at,
+        "command_id": env.command_id,
+        "request_id": env.request_id,
+        "changed": changed,
+        "resource": resource,
+    });
+    let payload = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    enqueue_message(
+        conn,
+        &ctx.topics.user_changes(),
+        &format!("{}/{}", after.tenant_id, after.id),
+        &payload,
+        &[],
+    )?;
+    Ok(())
+}
+
+/// The public event type of a change (docs/events.md). History keeps the
+/// finer name: linking a manual user (I3) is an update to downstream
+/// services, and a returning user (L5) is created again.
+fn event_type(change: &str) -> &'static str {
+    match change {
+        "created" | "restored" => "user.created",
+        "deactivated" => "user.deactivated",
+        "reactivated" => "user.reactivated",
+        "deleted" => "user.deleted",
+        "roles_changed" => "user.roles_changed",
+        _ => "user.updated",
+    }
+}

@@ -1,0 +1,232 @@
+//! One batch of commands, one database transaction.
+//!
+//! Each command runs in its own savepoint, so a rejected command (a SCIM
+//! error for the IdP) or a broken one (dead-lettered) does not undo its
+//! neighbours. The dedup record (P3), the history, the change events and
+//! the dead letters are written in the same transaction as the effects; the
+//! caller commits Kafka offsets only after this transaction commits (P1).
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::{Connection, PgConnection};
+use uuid::Uuid;
+
+use scimflow_shared::bus::{headers, Topics};
+use scimflow_shared::command::{CommandEnvelope, Outcome, ENVELOPE_VERSION};
+use scimflow_shared::store::commands::{
+    enqueue_message, find_outcomes, keys_with_open_dead_letters, record_dead_letter,
+    record_outcome, NewDeadLetter,
+};
+use scimflow_shared::store::tenants::{self, TenantRow};
+use scimflow_shared::store::StoreError;
+use scimflow_shared::ScimError;
+
+use crate::apply::{apply, ApplyError, Context};
+
+/// A command as it came off the topic.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+/// What became of one command.
+#[derive(Debug, Clone)]
+pub enum Disposition {
+    /// Applied now, rejected by a rule, or applied before (redelivery):
+    /// either way, this is the answer.
+    Answered(Outcome),
+    /// Parked in the dead-letter topic and table; the IdP gets a 500.
+    DeadLettered {
+        command_id: Option<Uuid>,
+        dead_letter_id: i64,
+    },
+}
+
+pub struct BatchSettings<'a> {
+    pub topics: &'a Topics,
+    /// Dead-letter commands that fail with a database error instead of
+    /// failing the batch: set once plain retries have not helped.
+    pub isolate_failures: bool,
+    pub attempt: u32,
+}
+
+pub fn decode(payload: &[u8]) -> Result<CommandEnvelope, String> {
+    let env: CommandEnvelope =
+        serde_json::from_slice(payload).map_err(|e| format!("undecodable command: {e}"))?;
+    if env.v != ENVELOPE_VERSION {
+        return Err(format!("unsupported envelope version {}", env.v));
+    }
+    Ok(env)
+}
+
+pub fn run_batch(
+    conn: &mut PgConnection,
+    batch: &[Inbound],
+    settings: &BatchSettings<'_>,
+) -> Result<Vec<Disposition>, StoreError> {
+    conn.transaction(|conn| {
+        let decoded: Vec<Result<CommandEnvelope, String>> =
+            batch.iter().map(|m| decode(&m.payload)).collect();
+        let ids: Vec<Uuid> = decoded.iter().flatten().map(|e| e.command_id).collect();
+        let mut done: HashMap<Uuid, Outcome> = find_outcomes(conn, &ids)?
+            .into_iter()
+            .map(|o| (o.command_id, o))
+            .collect();
+        let keys: Vec<String> = batch.iter().filter_map(|m| m.key.clone()).collect();
+        let mut held: HashSet<String> = keys_with_open_dead_letters(conn, &keys)?
+            .into_iter()
+            .collect();
+        let mut tenants: HashMap<Uuid, Option<TenantRow>> = HashMap::new();
+        let mut out = Vec::with_capacity(batch.len());
+
+        for (msg, decoded) in batch.iter().zip(decoded) {
+            let env = match decoded {
+                Ok(env) => env,
+                Err(reason) => {
+                    out.push(dead_letter(
+                        conn, settings, msg, None, None, &reason, &mut held,
+                    )?);
+                    continue;
+                }
+            };
+            if let Some(outcome) = done.get(&env.command_id) {
+                out.push(Disposition::Answered(outcome.clone()));
+                continue;
+            }
+            // P2: nothing for a resource overtakes its dead letter.
+            if msg.key.as_ref().is_some_and(|k| held.contains(k)) {
+                let reason = "held: an earlier command for the same resource is dead-lettered";
+                out.push(dead_letter(
+                    conn,
+                    settings,
+                    msg,
+                    Some(&env),
+                    Some(env.tenant_id),
+                    reason,
+                    &mut held,
+                )?);
+                continue;
+            }
+            let tenant = match tenants.get(&env.tenant_id) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = tenants::find(conn, env.tenant_id)?;
+                    tenants.insert(env.tenant_id, t.clone());
+                    t
+                }
+            };
+            let Some(tenant) = tenant else {
+                let outcome = Outcome::from_error(
+                    env.command_id,
+                    &ScimError::unauthorized("the tenant no longer exists"),
+                );
+                record_outcome(conn, env.tenant_id, &outcome)?;
+                out.push(Disposition::Answered(outcome));
+                continue;
+            };
+            let ctx = Context {
+                tenant: &tenant,
+                envelope: &env,
+                topics: settings.topics,
+            };
+            let applied = conn.transaction::<Outcome, ApplyError, _>(|conn| {
+                let outcome = apply(conn, &ctx)?;
+                record_outcome(conn, tenant.id, &outcome)?;
+                Ok(outcome)
+            });
+            match applied {
+                Ok(outcome) => {
+                    done.insert(env.command_id, outcome.clone());
+                    out.push(Disposition::Answered(outcome));
+                }
+                Err(ApplyError::Rejected(err)) => {
+                    let outcome = Outcome::from_error(env.command_id, &err);
+                    record_outcome(conn, tenant.id, &outcome)?;
+                    done.insert(env.command_id, outcome.clone());
+                    out.push(Disposition::Answered(outcome));
+                }
+                Err(ApplyError::Store(e))
+                    if settings.isolate_failures && !e.is_connection_lost() =>
+                {
+                    let reason = format!(
+                        "could not be applied after {} attempts: {e}",
+                        settings.attempt + 1
+                    );
+                    out.push(dead_letter(
+                        conn,
+                        settings,
+                        msg,
+                        Some(&env),
+                        Some(tenant.id),
+                        &reason,
+                        &mut held,
+                    )?);
+                }
+                Err(ApplyError::Store(e)) => return Err(e),
+            }
+        }
+        Ok(out)
+    })
+}
+
+fn dead_letter(
+    conn: &mut PgConnection,
+    settings: &BatchSettings<'_>,
+    msg: &Inbound,
+    env: Option<&CommandEnvelope>,
+    tenant_id: Option<Uuid>,
+    reason: &str,
+    held: &mut HashSet<String>,
+) -> Result<Disposition, StoreError> {
+    let command_id = env.map(|e| e.command_id);
+    let attempts = settings.attempt as i32 + 1;
+    let id = record_dead_letter(
+        conn,
+        NewDeadLetter {
+            command_id,
+            tenant_id,
+            topic: &msg.topic,
+            partition: msg.partition,
+            offset: msg.offset,
+            key: msg.key.as_deref(),
+            payload: &msg.payload,
+            reason,
+            attempts,
+        },
+    )?;
+    enqueue_message(
+        conn,
+        &settings.topics.dead_letters(),
+        msg.key.as_deref().unwrap_or(""),
+        &msg.payload,
+        &[
+            (headers::DLQ_REASON, reason.to_string()),
+            (headers::DLQ_ATTEMPTS, attempts.to_string()),
+            (headers::DLQ_ORIGINAL_TOPIC, msg.topic.clone()),
+            (headers::DLQ_ORIGINAL_PARTITION, msg.partition.to_string()),
+            (headers::DLQ_ORIGINAL_OFFSET, msg.offset.to_string()),
+            (
+                headers::DLQ_ORIGINAL_KEY,
+                msg.key.clone().unwrap_or_default(),
+            ),
+        ],
+    )?;
+    if let Some(k) = &msg.key {
+        held.insert(k.clone());
+    }
+    tracing::warn!(
+        dead_letter_id = id,
+        partition = msg.partition,
+        offset = msg.offset,
+        reason,
+        "command dead-lettered"
+    );
+    Ok(Disposition::DeadLettered {
+        command_id,
+        dead_letter_id: id,
+    })
+}

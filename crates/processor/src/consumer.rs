@@ -1,0 +1,223 @@
+//! The consume → apply → reply → commit loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use backoff::backoff::Backoff;
+use backoff::ExponentialBackoff;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use scimflow_shared::bus::{self, headers, Topics};
+use scimflow_shared::command::Outcome;
+use scimflow_shared::config::Config;
+use scimflow_shared::store::{self, PgPool};
+use scimflow_shared::ScimError;
+
+use crate::batch::{run_batch, BatchSettings, Disposition, Inbound};
+use crate::{pause_unless_shutdown, relay};
+
+/// Failed attempts of one batch before commands that keep failing with a
+/// database error are dead-lettered one by one instead.
+const ATTEMPTS_BEFORE_ISOLATING: u32 = 5;
+
+/// Run the processor until `shutdown` turns true: finish the batch in
+/// hand, commit it, leave the group.
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let pool = store::connect_pool(&config.database_url, config.db_pool_size.min(8))
+        .context("connecting to PostgreSQL")?;
+    let topics = Topics::new(&config.topic_prefix);
+    bus::ensure_topics(
+        &config.kafka_brokers,
+        &[
+            (topics.commands(), config.command_partitions),
+            (topics.dead_letters(), config.command_partitions),
+            (topics.user_changes(), config.command_partitions),
+        ],
+    )
+    .await
+    .context("creating topics")?;
+
+    let consumer: StreamConsumer =
+        bus::group_consumer_config(&config.kafka_brokers, &config.consumer_group)
+            .create()
+            .context("creating the Kafka consumer")?;
+    consumer
+        .subscribe(&[&topics.commands()])
+        .context("subscribing to the command topic")?;
+    let producer: FutureProducer = bus::producer_config(&config.kafka_brokers)
+        .create()
+        .context("creating the Kafka producer")?;
+
+    let relay = tokio::spawn(relay::run(
+        config.database_url.clone(),
+        producer.clone(),
+        shutdown.clone(),
+    ));
+    tracing::info!(group = %config.consumer_group, topic = %topics.commands(), "processor started");
+
+    let topics = Arc::new(topics);
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            m = consumer.recv() => m,
+        };
+        let first = match first {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka receive error");
+                continue;
+            }
+        };
+        let mut messages = vec![first];
+        let linger_until = tokio::time::Instant::now() + config.batch_linger;
+        while messages.len() < config.batch_max {
+            match tokio::time::timeout_at(linger_until, consumer.recv()).await {
+                Ok(Ok(m)) => messages.push(m),
+                Ok(Err(e)) => tracing::warn!(error = %e, "kafka receive error"),
+                Err(_) => break,
+            }
+        }
+        let inbound: Vec<Inbound> = messages.iter().map(to_inbound).collect();
+        let reply_to: Vec<Option<String>> = messages
+            .iter()
+            .map(|m| bus::header(m.headers(), headers::REPLY_TO))
+            .collect();
+
+        let Some(dispositions) =
+            apply_with_retries(&pool, &topics, inbound.clone(), &mut shutdown).await
+        else {
+            // Shutting down mid-retry: nothing committed, nothing acknowledged;
+            // the next owner of these partitions starts from the same offsets.
+            break;
+        };
+        send_replies(&producer, &reply_to, &dispositions);
+        commit(&consumer, &inbound);
+    }
+    tracing::info!("processor stopping: leaving the consumer group");
+    consumer.unsubscribe();
+    let _ = relay.await;
+    Ok(())
+}
+
+fn to_inbound(m: &BorrowedMessage<'_>) -> Inbound {
+    Inbound {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+    }
+}
+
+/// Apply a batch, retrying database failures with exponential backoff and
+/// jitter. Returns `None` only when asked to shut down before it succeeded.
+async fn apply_with_retries(
+    pool: &PgPool,
+    topics: &Arc<Topics>,
+    batch: Vec<Inbound>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Vec<Disposition>> {
+    let batch = Arc::new(batch);
+    let mut backoff = ExponentialBackoff {
+        initial_interval: Duration::from_millis(50),
+        max_interval: Duration::from_secs(5),
+        max_elapsed_time: None,
+        ..ExponentialBackoff::default()
+    };
+    let mut attempt: u32 = 0;
+    loop {
+        let (pool, topics, batch2) = (pool.clone(), topics.clone(), batch.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            run_batch(
+                &mut conn,
+                &batch2,
+                &BatchSettings {
+                    topics: &topics,
+                    isolate_failures: attempt >= ATTEMPTS_BEFORE_ISOLATING,
+                    attempt,
+                },
+            )
+        })
+        .await;
+        match result {
+            Ok(Ok(dispositions)) => return Some(dispositions),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, attempt, size = batch.len(), "batch failed; retrying");
+                // A lost connection is not the commands' fault: keep retrying
+                // without counting towards isolation.
+                if !e.is_connection_lost() {
+                    attempt += 1;
+                }
+            }
+            Err(join) => {
+                tracing::error!(error = %join, "batch task failed; retrying");
+                attempt += 1;
+            }
+        }
+        let wait = backoff.next_backoff().unwrap_or(Duration::from_secs(5));
+        if pause_unless_shutdown(shutdown, wait).await {
+            return None;
+        }
+    }
+}
+
+fn send_replies(
+    producer: &FutureProducer,
+    reply_to: &[Option<String>],
+    dispositions: &[Disposition],
+) {
+    for (topic, disposition) in reply_to.iter().zip(dispositions) {
+        let Some(topic) = topic else { continue };
+        let outcome = match disposition {
+            Disposition::Answered(o) => o.clone(),
+            Disposition::DeadLettered {
+                command_id: Some(id),
+                dead_letter_id,
+            } => Outcome::from_error(
+                *id,
+                &ScimError::internal(format!(
+                    "the request could not be applied and is held for an operator (dead letter {dead_letter_id})"
+                )),
+            ),
+            Disposition::DeadLettered { command_id: None, .. } => continue,
+        };
+        let Ok(payload) = serde_json::to_vec(&outcome) else {
+            continue;
+        };
+        let key = outcome.command_id.to_string();
+        let record = FutureRecord::to(topic).key(&key).payload(&payload);
+        // A lost reply costs the IdP a 503 and a retry, never data: the
+        // outcome is already committed.
+        if let Err((e, _)) = producer.send_result(record) {
+            tracing::warn!(error = %e, "could not enqueue a reply");
+        }
+    }
+}
+
+/// Commit the next offset of every partition in the batch. Called only
+/// after the batch's transaction committed.
+fn commit(consumer: &StreamConsumer, batch: &[Inbound]) {
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    for m in batch {
+        let e = next.entry((m.topic.clone(), m.partition)).or_insert(0);
+        *e = (*e).max(m.offset + 1);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        if let Err(e) = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset)) {
+            tracing::warn!(error = %e, "bad offset");
+        }
+    }
+    // If this commit is lost (a rebalance, a crash), the commands are
+    // delivered again and answered from their dedup records (P3).
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+        tracing::warn!(error = %e, "offset commit failed; the batch will be redelivered and deduplicated");
+    }
+}

@@ -1,0 +1,134 @@
+# Shared by scripts/run and scripts/test: install what is missing, start a
+# private PostgreSQL cluster and a local Kafka-compatible broker (tansu).
+# Everything lives under a directory given by the caller; nothing is
+# installed system-wide except the pinned tansu binary, which is cached
+# per user because it takes ~20 minutes to build.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+TANSU_VERSION="0.6.0"
+TANSU_FEATURES="dynostore,postgres,libsql"
+TANSU_ROOT="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/tansu-$TANSU_VERSION"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+
+log() { printf '\033[1m[scimflow]\033[0m %s\n' "$*" >&2; }
+die() { printf '[scimflow] error: %s\n' "$*" >&2; exit 1; }
+
+# tansu, pinned, with the sqlite (libsql) storage engine that keeps topics
+# and offsets across restarts. Built once per machine and reused.
+ensure_tansu() {
+  if [ -x "$TANSU_BIN" ] && "$TANSU_BIN" --version 2>/dev/null | grep -q "tansu $TANSU_VERSION"; then
+    return
+  fi
+  log "building tansu $TANSU_VERSION (features $TANSU_FEATURES); this takes about 20 minutes, once per machine"
+  mkdir -p "$TANSU_ROOT"
+  cargo install "tansu@$TANSU_VERSION" --locked --features "$TANSU_FEATURES" \
+    --root "$TANSU_ROOT" --target-dir "$TANSU_ROOT/build" >"$TANSU_ROOT/build.log" 2>&1 \
+    || { tail -30 "$TANSU_ROOT/build.log" >&2; die "building tansu failed (log: $TANSU_ROOT/build.log)"; }
+  rm -rf "$TANSU_ROOT/build"
+  "$TANSU_BIN" --version >/dev/null || die "tansu did not build"
+}
+
+ensure_postgres_binaries() {
+  [ -x "$PG_BIN/initdb" ] && return
+  log "installing PostgreSQL 15 server binaries"
+  apt-get update -qq && apt-get install -y -qq postgresql-15 >/dev/null || die "PostgreSQL 15 is not installed and could not be installed"
+}
+
+# PostgreSQL refuses to run as root: run its tools as an unprivileged user.
+pg_as() {
+  if [ "$(id -u)" = 0 ]; then
+    local user=postgres
+    id "$user" >/dev/null 2>&1 || { id scimflow-pg >/dev/null 2>&1 || useradd -r -M scimflow-pg; user=scimflow-pg; }
+    runuser -u "$user" -- "$@"
+  else
+    "$@"
+  fi
+}
+
+pg_owner_fix() {
+  if [ "$(id -u)" = 0 ]; then
+    local user=postgres
+    id "$user" >/dev/null 2>&1 || user=scimflow-pg
+    chown -R "$user" "$1"
+  fi
+}
+
+# start_postgres DIR PORT [durable|fast]
+start_postgres() {
+  local dir="$1" port="$2" mode="${3:-durable}"
+  ensure_postgres_binaries
+  mkdir -p "$dir"
+  pg_owner_fix "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    log "initialising a PostgreSQL cluster in $dir/data"
+    pg_as "$PG_BIN/initdb" -D "$dir/data" -U scimflow --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+  fi
+  local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB"
+  if [ "$mode" = fast ]; then
+    # Throwaway test clusters: durability is the broker's and the tests'
+    # concern, not this disk's.
+    opts="$opts -c fsync=off -c full_page_writes=off"
+  fi
+  if ! pg_as "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w -t 60 start >/dev/null \
+      || { tail -20 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
+  fi
+  log "PostgreSQL on 127.0.0.1:$port"
+}
+
+stop_postgres() {
+  local dir="$1"
+  [ -f "$dir/data/PG_VERSION" ] || return 0
+  pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# psql_admin PORT SQL
+psql_admin() {
+  psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U scimflow -d postgres -c "$2"
+}
+
+ensure_database() {
+  local port="$1" name="$2"
+  if ! psql -X -tA -h 127.0.0.1 -p "$port" -U scimflow -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+    psql_admin "$port" "CREATE DATABASE \"$name\""
+  fi
+}
+
+# start_broker DIR PORT: tansu with sqlite storage under DIR, so topics and
+# committed offsets survive a restart. Sets BROKER_PID.
+start_broker() {
+  local dir="$1" port="$2"
+  ensure_tansu
+  mkdir -p "$dir"
+  (cd "$dir" && exec "$TANSU_BIN" broker \
+      --listener-url "tcp://127.0.0.1:$port" \
+      --advertised-listener-url "tcp://127.0.0.1:$port" \
+      --storage-engine "sqlite://tansu.db" >>"$dir/tansu.log" 2>&1) &
+  BROKER_PID=$!
+  wait_for_port "$port" 60 || { tail -20 "$dir/tansu.log" >&2; die "tansu did not start"; }
+  log "tansu broker on 127.0.0.1:$port (pid $BROKER_PID)"
+}
+
+# wait_for_port PORT SECONDS
+wait_for_port() {
+  local port="$1" deadline=$((SECONDS + $2))
+  while [ $SECONDS -lt $deadline ]; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# wait_for_http URL SECONDS
+wait_for_http() {
+  local url="$1" deadline=$((SECONDS + $2))
+  while [ $SECONDS -lt $deadline ]; do
+    curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+    sleep 0.25
+  done
+  return 1
+}

@@ -1,0 +1,341 @@
+//! Ops commands: tenants (T1–T4), manual users (I3), configuration.
+//! Secrets are printed once, at creation or rotation, and never logged.
+
+use anyhow::{bail, Context as _};
+use chrono::Utc;
+use clap::Subcommand;
+use diesel::{Connection, PgConnection};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use scimflow_shared::config::Config;
+use scimflow_shared::rules::identity::looks_like_email;
+use scimflow_shared::rules::roles::{Feature, Roles};
+use scimflow_shared::store::commands::{history, record_history, HistoryEntry};
+use scimflow_shared::store::tenants::{self, TenantRow};
+use scimflow_shared::store::users::{self, UserRow};
+use scimflow_shared::token;
+
+#[derive(Subcommand)]
+pub enum TenantCmd {
+    /// Create a tenant; prints its SCIM base URL and its token (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Plan features, comma-separated: voice, listener.
+        #[arg(long, value_delimiter = ',')]
+        features: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants (never their tokens).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new token; the old one stops working at once.
+    RotateToken {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a tenant's plan features.
+    SetFeatures {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long, value_delimiter = ',')]
+        features: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Provision a user by hand (outside SCIM); a later SCIM POST with the
+    /// same primary work email links it (I3).
+    Create {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        given_name: Option<String>,
+        #[arg(long)]
+        family_name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user, its roles and the history of its roles, active state
+    /// and identity.
+    Show {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Validate the environment's configuration.
+    Check,
+}
+
+fn parse_features(raw: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for f in raw.iter().map(|f| f.trim()).filter(|f| !f.is_empty()) {
+        match Feature::parse(f) {
+            Some(feature) => {
+                let name = feature.as_str().to_string();
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            None => bail!("unknown plan feature {f:?} (known: voice, listener)"),
+        }
+    }
+    Ok(out)
+}
+
+async fn with_db<T: Send + 'static>(
+    f: impl FnOnce(&mut PgConnection, &Config) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let config = Config::from_env()?;
+    tokio::task::spawn_blocking(move || {
+        let mut conn =
+            PgConnection::establish(&config.database_url).context("connecting to PostgreSQL")?;
+        f(&mut conn, &config)
+    })
+    .await?
+}
+
+pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
+    match cmd {
+        TenantCmd::Create {
+            name,
+            features,
+            json,
+        } => {
+            let features = parse_features(&features)?;
+            let (row, secret, base) = with_db(move |conn, config| {
+                let secret = token::generate();
+                let row = TenantRow {
+                    id: Uuid::now_v7(),
+                    name,
+                    token_hash: token::hash(&secret),
+                    features,
+                    created_at: Utc::now(),
+                    token_rotated_at: None,
+                };
+                tenants::insert(conn, &row)?;
+                let base = config.scim_base_url(row.id);
+                Ok((row, secret, base))
+            })
+            .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"tenant_id": row.id, "scim_base_url": base, "token": secret, "features": row.features})
+                );
+            } else {
+                println!("tenant:        {} ({})", row.id, row.name);
+                println!("SCIM base URL: {base}");
+                println!("Bearer token:  {secret}   (shown once)");
+            }
+            Ok(())
+        }
+        TenantCmd::List { json } => {
+            let rows = with_db(|conn, config| {
+                Ok(tenants::list(conn)?
+                    .into_iter()
+                    .map(|t| {
+                        json!({"tenant_id": t.id, "name": t.name, "features": t.features,
+                               "scim_base_url": config.scim_base_url(t.id), "created_at": t.created_at,
+                               "token_rotated_at": t.token_rotated_at})
+                    })
+                    .collect::<Vec<Value>>())
+            })
+            .await?;
+            if json {
+                println!("{}", Value::Array(rows));
+            } else {
+                for r in rows {
+                    println!(
+                        "{}  {}  features={}",
+                        r["tenant_id"].as_str().unwrap_or(""),
+                        r["name"].as_str().unwrap_or(""),
+                        r["features"]
+                    );
+                }
+            }
+            Ok(())
+        }
+        TenantCmd::RotateToken { tenant, json } => {
+            let secret = with_db(move |conn, _| {
+                let secret = token::generate();
+                if !tenants::set_token_hash(conn, tenant, &token::hash(&secret))? {
+                    bail!("no tenant {tenant}");
+                }
+                Ok(secret)
+            })
+            .await?;
+            if json {
+                println!("{}", json!({"tenant_id": tenant, "token": secret}));
+            } else {
+                println!("Bearer token: {secret}   (shown once; the old token no longer works)");
+            }
+            Ok(())
+        }
+        TenantCmd::SetFeatures { tenant, features } => {
+            let features = parse_features(&features)?;
+            let shown = features.join(",");
+            with_db(move |conn, _| {
+                if !tenants::set_features(conn, tenant, &features)? {
+                    bail!("no tenant {tenant}");
+                }
+                Ok(())
+            })
+            .await?;
+            println!("tenant {tenant} features: [{shown}]");
+            Ok(())
+        }
+    }
+}
+
+pub async fn user(cmd: UserCmd) -> anyhow::Result<()> {
+    match cmd {
+        UserCmd::Create {
+            tenant,
+            email,
+            given_name,
+            family_name,
+            json,
+        } => {
+            let email = email.trim().to_string();
+            if !looks_like_email(&email) {
+                bail!("{email:?} is not an email address");
+            }
+            let row = with_db(move |conn, config| {
+                conn.transaction(|conn| {
+                    if tenants::find(conn, tenant)?.is_none() {
+                        bail!("no tenant {tenant}");
+                    }
+                    let identity = email.to_lowercase();
+                    if let Some(existing) = users::find_by_email(conn, tenant, &identity)? {
+                        if existing.deleted_at.is_none() {
+                            bail!("user {} already has this email", existing.id);
+                        }
+                    }
+                    let mut name = serde_json::Map::new();
+                    if let Some(g) = given_name {
+                        name.insert("givenName".into(), Value::String(g));
+                    }
+                    if let Some(f) = family_name {
+                        name.insert("familyName".into(), Value::String(f));
+                    }
+                    let mut attrs = json!({
+                        "userName": email,
+                        "emails": [{"value": email, "type": "work", "primary": true}],
+                    });
+                    if !name.is_empty() {
+                        attrs["name"] = Value::Object(name);
+                    }
+                    let now = Utc::now();
+                    let roles = Roles::DEFAULT;
+                    let row = UserRow {
+                        id: Uuid::now_v7(),
+                        tenant_id: tenant,
+                        user_name: email.clone(),
+                        external_id: None,
+                        primary_email: identity.clone(),
+                        active: true,
+                        primary_role: roles.primary.as_str().into(),
+                        permission: roles.permission.as_str().into(),
+                        attrs,
+                        scim_managed: false,
+                        version: 1,
+                        created_at: now,
+                        updated_at: now,
+                        deleted_at: None,
+                    };
+                    users::insert(conn, &row)?;
+                    record_history(
+                        conn,
+                        HistoryEntry {
+                            tenant_id: tenant,
+                            user_id: row.id,
+                            command_id: None,
+                            request_id: None,
+                            change: "manually_provisioned",
+                            before: None,
+                            after: json!({"primary_email": identity, "user_name": email, "active": true,
+                                          "deleted": false, "roles": {"primary": row.primary_role, "permission": row.permission}}),
+                        },
+                    )?;
+                    let view = row.view()?;
+                    Ok(view.render(&config.scim_base_url(tenant)))
+                })
+            })
+            .await?;
+            if json {
+                println!("{row}");
+            } else {
+                println!(
+                    "user {} created (manually provisioned)",
+                    row["id"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        UserCmd::Show {
+            tenant,
+            email,
+            json,
+        } => {
+            let shown = with_db(move |conn, config| {
+                let identity = email.trim().to_lowercase();
+                let Some(row) = users::find_by_email(conn, tenant, &identity)? else {
+                    bail!("no user with email {email} in tenant {tenant}");
+                };
+                let view = row.view()?;
+                let hist = history(conn, tenant, row.id)?;
+                Ok(json!({
+                    "user": view.render(&config.scim_base_url(tenant)),
+                    "roles": {"primary": row.primary_role, "permission": row.permission},
+                    "scim_managed": row.scim_managed,
+                    "deleted_at": row.deleted_at,
+                    "history": hist,
+                }))
+            })
+            .await?;
+            if json {
+                println!("{shown}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
+    match cmd {
+        ConfigCmd::Check => {
+            let c = Config::from_env()?;
+            println!("configuration is valid");
+            println!("  http_addr:          {}", c.http_addr);
+            println!("  public_url:         {}", c.public_url);
+            println!("  kafka_brokers:      {}", c.kafka_brokers);
+            println!("  topic_prefix:       {}", c.topic_prefix);
+            println!("  command_partitions: {}", c.command_partitions);
+            println!("  consumer_group:     {}", c.consumer_group);
+            println!("  instance_id:        {}", c.instance_id);
+            println!("  reply_deadline:     {:?}", c.reply_deadline);
+            println!("  batch_max:          {}", c.batch_max);
+            println!("  batch_linger:       {:?}", c.batch_linger);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The end-to-end harness: real `scimflow` processes against the test
+//! PostgreSQL and broker that `./scripts/test` starts. Each test gets a
+//! fresh database cloned from the migrated template and its own topic
+//! prefix and consumer group, so tests run in parallel without sharing
+//! anything but the servers.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub const SCIM_JSON: &str = "application/scim+json";
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the end-to-end tests through ./scripts/test")
+    })
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Poll `check` until it returns `Some`, or fail after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+    }
+}
+
+pub struct Stack {
+    pub name: String,
+    pub db_url: String,
+    pub http_port: u16,
+    pub logs: PathBuf,
+    pub env: Vec<(String, String)>,
+    ingress: Option<Child>,
+    processors: Vec<Option<Child>>,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    /// A fresh database and topic prefix; no process started yet.
+    pub fn new(test: &str) -> Stack {
+        let pg = required_env("SCIMFLOW_TEST_PG");
+        let template = required_env("SCIMFLOW_TEST_TEMPLATE");
+        let kafka = required_env("SCIMFLOW_TEST_KAFKA");
+        let logs = PathBuf::from(
+            std::env::var("SCIMFLOW_TEST_LOGS")
+                .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+        );
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{}_{}", test, &suffix[..8]);
+        let mut admin = PgConnection::establish(&format!("{pg}/postgres"))
+            .expect("connect to the test cluster");
+        diesel::sql_query(format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+        ))
+        .execute(&mut admin)
+        .expect("create the test database");
+        let db_url = format!("{pg}/{name}");
+        let http_port = free_port();
+        let env = vec![
+            ("DATABASE_URL".into(), db_url.clone()),
+            ("KAFKA_BROKERS".into(), kafka.clone()),
+            ("SCIMFLOW_TOPIC_PREFIX".into(), name.replace('_', "-")),
+            (
+                "SCIMFLOW_HTTP_ADDR".into(),
+                format!("127.0.0.1:{http_port}"),
+            ),
+            ("SCIMFLOW_INSTANCE_ID".into(), "ingress-1".into()),
+            ("SCIMFLOW_COMMAND_PARTITIONS".into(), "4".into()),
+            ("SCIMFLOW_DB_POOL_SIZE".into(), "6".into()),
+            ("SCIMFLOW_LOG_FORMAT".into(), "text".into()),
+            ("RUST_LOG".into(), "info,rdkafka=warn".into()),
+        ];
+        Stack {
+            name,
+            db_url,
+            http_port,
+            logs,
+            env,
+            ingress: None,
+            processors: Vec::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Stack {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Ingress and one processor, ready to serve.
+    pub async fn start(test: &str) -> Stack {
+        Stack::new(test).started().await
+    }
+
+    pub async fn started(mut self) -> Stack {
+        self.spawn_processor();
+        self.spawn_ingress();
+        self.wait_ready().await;
+        self
+    }
+
+    fn spawn(&self, role: &str, log_name: &str) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{}-{log_name}.log", self.name)))
+            .expect("open a log file");
+        let err = log.try_clone().expect("clone the log file");
+        Command::new(env!("CARGO_BIN_EXE_scimflow"))
+            .arg(role)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("spawn scimflow")
+    }
+
+    pub fn spawn_ingress(&mut self) {
+        self.ingress = Some(self.spawn("ingress", "ingress"));
+    }
+
+    /// Start one more processor in the group; returns its index.
+    pub fn spawn_processor(&mut self) -> usize {
+        let i = self.processors.len();
+        let child = self.spawn("processor", &format!("processor{i}"));
+        self.processors.push(Some(child));
+        i
+    }
+
+    /// SIGKILL a processor: no shutdown, no commit, nothing flushed.
+    pub fn kill_processor(&mut self, i: usize) {
+        if let Some(mut child) = self.processors.get_mut(i).and_then(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub async fn wait_ready(&self) {
+        let url = format!("{}/readyz", self.base_url());
+        let http = self.http.clone();
+        eventually("the ingress to be ready", Duration::from_secs(60), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => Some(()),
+                    _ => None,
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Run a CLI command against this stack's database; stdout as JSON.
+    pub fn cli(&self, args: &[&str]) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_scimflow"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run the scimflow CLI");
+        assert!(
+            out.status.success(),
+            "scimflow {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("scimflow {args:?} printed no JSON ({e})"))
+    }
+
+    pub fn tenant(&self, features: &str) -> Tenant {
+        let mut args = vec!["tenant", "create", "--name", "acme", "--json"];
+        if !features.is_empty() {
+            args.extend(["--features", features]);
+        }
+        let v = self.cli(&args);
+        Tenant {
+            id: v["tenant_id"].as_str().expect("tenant_id").to_string(),
+            base: v["scim_base_url"]
+                .as_str()
+                .expect("scim_base_url")
+                .to_string(),
+            token: v["token"].as_str().expect("token").to_string(),
+            http: self.http.clone(),
+        }
+    }
+
+    pub fn db(&self) -> PgConnection {
+        PgConnection::establish(&self.db_url).expect("connect to the test database")
+    }
+
+    /// A single number from SQL (`SELECT count(*) AS n ...`).
+    pub fn count(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(sql)
+            .get_result::<N>(&mut self.db())
+            .expect("count query")
+            .n
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for child in self
+            .processors
+            .iter_mut()
+            .filter_map(Option::take)
+            .chain(self.ingress.take())
+        {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A tenant's SCIM endpoint and token, with an HTTP client.
+#[derive(Clone)]
+pub struct Tenant {
+    pub id: String,
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    /// Assert a SCIM Error body with this status (as a string) and type.
+    pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(self.content_type(), SCIM_JSON);
+        assert_eq!(
+            self.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+            "{}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status.to_string(), "{}", self.body);
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{}",
+            self.body
+        );
+        if let Some(t) = scim_type {
+            assert_eq!(self.body["scimType"], t, "{}", self.body);
+        }
+    }
+}
+
+impl Tenant {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut req = self.http.request(method, url);
+        if let Some(t) = token.or(Some(&self.token)) {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req.header(CONTENT_TYPE, SCIM_JSON).body(b.to_string());
+        }
+        let resp = req.send().await.expect("HTTP request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, None).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::POST, path, Some(body), None).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PUT, path, Some(body), None).await
+    }
+    pub async fn patch(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PATCH, path, Some(body), None).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None, None).await
+    }
+    /// `GET /Users?filter=...` with the filter URL-encoded.
+    pub async fn filter_users(&self, filter: &str) -> Reply {
+        let url =
+            reqwest::Url::parse_with_params(&format!("{}/Users", self.base), &[("filter", filter)])
+                .expect("url");
+        self.get(url.as_str()).await
+    }
+}
+
+pub fn patch_op(ops: Value) -> Value {
+    serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real binary, the real broker, the real database.
+//! Run through `./scripts/test`, which starts both servers.
+
+mod common;
+mod crash;
+mod entra;
+mod okta;
+mod tenants;
