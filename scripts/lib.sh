@@ -100,11 +100,17 @@ ensure_database() {
 
 # start_broker DIR PORT: tansu with sqlite storage under DIR, so topics and
 # committed offsets survive a restart. Sets BROKER_PID.
+#
+# The broker runs in its own session so that Ctrl-C reaches the processor
+# first: it must leave its consumer group while the broker is still up.
+# tansu 0.6 persists group membership, and a member that vanished together
+# with the broker is still the group's leader after a quick restart, which
+# leaves the new processor with no partitions (see ARCHITECTURE.md).
 start_broker() {
   local dir="$1" port="$2"
   ensure_tansu
   mkdir -p "$dir"
-  (cd "$dir" && exec "$TANSU_BIN" broker \
+  (cd "$dir" && exec setsid "$TANSU_BIN" broker \
       --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" \
       --storage-engine "sqlite://tansu.db" >>"$dir/tansu.log" 2>&1) &

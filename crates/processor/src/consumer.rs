@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -43,9 +46,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     .await
     .context("creating topics")?;
 
-    let consumer: StreamConsumer =
+    let consumer: StreamConsumer<GroupContext> =
         bus::group_consumer_config(&config.kafka_brokers, &config.consumer_group)
-            .create()
+            .create_with_context(GroupContext)
             .context("creating the Kafka consumer")?;
     consumer
         .subscribe(&[&topics.commands()])
@@ -103,6 +106,31 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     consumer.unsubscribe();
     let _ = relay.await;
     Ok(())
+}
+
+/// Logs partition assignments: which processor owns which partitions is
+/// the first thing to know when commands are not being applied.
+struct GroupContext;
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let list = |tpl: &TopicPartitionList| {
+            tpl.elements()
+                .iter()
+                .map(|e| e.partition().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = %list(tpl), "partitions assigned")
+            }
+            Rebalance::Revoke(tpl) => tracing::info!(partitions = %list(tpl), "partitions revoked"),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
 }
 
 fn to_inbound(m: &BorrowedMessage<'_>) -> Inbound {
@@ -203,7 +231,7 @@ fn send_replies(
 
 /// Commit the next offset of every partition in the batch. Called only
 /// after the batch's transaction committed.
-fn commit(consumer: &StreamConsumer, batch: &[Inbound]) {
+fn commit(consumer: &StreamConsumer<GroupContext>, batch: &[Inbound]) {
     let mut next: HashMap<(String, i32), i64> = HashMap::new();
     for m in batch {
         let e = next.entry((m.topic.clone(), m.partition)).or_insert(0);
