@@ -1,0 +1,12 @@
+# The scimflow binary, for docker-compose.yml (real Apache Kafka).
+FROM rust:1-bookworm AS build
+WORKDIR /src
+RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev cmake && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN cargo build --release --bin scimflow
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates curl && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/scimflow /usr/local/bin/scimflow
+USER nobody
+ENTRYPOINT ["scimflow"]
