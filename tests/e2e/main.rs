@@ -4,5 +4,6 @@
 mod common;
 mod crash;
 mod entra;
+mod groups;
 mod okta;
 mod tenants;

@@ -13,7 +13,7 @@ use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::token;
 use scimflow_shared::ScimError;
 
-use crate::{AppState, IngressError};
+use crate::{blocking, AppState, IngressError};
 
 /// The tenant a request is authenticated as.
 pub struct AuthedTenant(pub TenantRow);
@@ -49,14 +49,11 @@ impl FromRequestParts<AppState> for AuthedTenant {
             .and_then(|t| Uuid::parse_str(t).ok())
             .ok_or_else(unauthorized)?;
         let hash = token::hash(&presented);
-        let pool = state.pool.clone();
         let lookup_hash = hash.clone();
-        let tenant = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            tenants::find_by_token_hash(&mut conn, &lookup_hash)
+        let tenant = blocking(state, move |conn| {
+            tenants::find_by_token_hash(conn, &lookup_hash)
         })
-        .await
-        .map_err(|_| IngressError::Unavailable("authentication failed to run"))??;
+        .await?;
         match tenant {
             Some(t) if t.id == url_tenant && token::verify(&presented, &t.token_hash) => {
                 Ok(AuthedTenant(t))

@@ -9,10 +9,13 @@
 //! place, `error.rs`.
 
 mod auth;
+mod discovery;
 mod error;
+mod groups;
 mod replies;
 mod response;
 mod users;
+mod write;
 
 use std::sync::Arc;
 
@@ -24,7 +27,7 @@ use tokio::sync::watch;
 
 use scimflow_shared::bus::{self, Topics};
 use scimflow_shared::config::Config;
-use scimflow_shared::store::{self, PgPool};
+use scimflow_shared::store::{self, PgPool, PgPooled, StoreError};
 
 pub use error::IngressError;
 
@@ -41,20 +44,40 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/readyz", get(ready))
+    use axum::routing::post;
+    let scim = Router::new()
+        .route("/Users", get(users::list).post(users::create))
+        .route("/Users/.search", post(users::post_search))
         .route(
-            "/scim/v2/{tenant_id}/Users",
-            get(users::list).post(users::create),
-        )
-        .route(
-            "/scim/v2/{tenant_id}/Users/{id}",
+            "/Users/{id}",
             get(users::get_one)
                 .put(users::replace)
                 .patch(users::patch)
                 .delete(users::delete),
         )
+        .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Groups/.search", post(groups::post_search))
+        .route(
+            "/Groups/{id}",
+            get(groups::get_one)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
+        )
+        .route("/.search", post(discovery::root_search))
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{id}", get(discovery::resource_type))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        .route("/Me", axum::routing::any(discovery::me));
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .nest("/scim/v2/{tenant_id}", scim)
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -88,6 +111,21 @@ async fn ready(
     .map_err(|_| IngressError::Unavailable("broker check failed"))?
     .map_err(|_| IngressError::Unavailable("the broker is unreachable"))?;
     Ok("ready")
+}
+
+/// Run a database read on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    app: &AppState,
+    f: impl FnOnce(&mut PgPooled) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, IngressError> {
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|_| IngressError::Unavailable("the database task failed"))?
+    .map_err(IngressError::from)
 }
 
 /// Serve until `shutdown` turns true, then stop accepting and finish the

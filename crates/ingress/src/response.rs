@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use scimflow_shared::command::Outcome;
-use scimflow_shared::scim::SCIM_CONTENT_TYPE;
+use scimflow_shared::scim::{LIST_RESPONSE_SCHEMA, SCIM_CONTENT_TYPE};
 
 pub fn scim_json(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
@@ -47,4 +47,16 @@ pub fn from_outcome(outcome: &Outcome) -> Response {
         }
     }
     with_etag(resp, outcome.etag.as_deref())
+}
+
+/// A ListResponse (RFC 7644 §3.4.2).
+pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Response {
+    let body = serde_json::json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    scim_json(StatusCode::OK, &body)
 }

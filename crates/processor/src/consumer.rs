@@ -41,6 +41,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             (topics.commands(), config.command_partitions),
             (topics.dead_letters(), config.command_partitions),
             (topics.user_changes(), config.command_partitions),
+            (topics.group_changes(), config.command_partitions),
         ],
     )
     .await

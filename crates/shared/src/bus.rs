@@ -42,6 +42,10 @@ impl Topics {
     pub fn user_changes(&self) -> String {
         format!("{}.user-changes", self.prefix)
     }
+    /// Committed group changes for downstream services (P5).
+    pub fn group_changes(&self) -> String {
+        format!("{}.group-changes", self.prefix)
+    }
 }
 
 /// Header names. Values are UTF-8 strings.

@@ -53,6 +53,22 @@ pub enum Command {
     DeleteUser {
         user_id: Uuid,
     },
+    /// POST /Groups; `group_id` minted by the ingress.
+    CreateGroup {
+        group_id: Uuid,
+        body: Value,
+    },
+    ReplaceGroup {
+        group_id: Uuid,
+        body: Value,
+    },
+    PatchGroup {
+        group_id: Uuid,
+        body: Value,
+    },
+    DeleteGroup {
+        group_id: Uuid,
+    },
 }
 
 impl Command {
@@ -62,6 +78,10 @@ impl Command {
             | Command::ReplaceUser { user_id, .. }
             | Command::PatchUser { user_id, .. }
             | Command::DeleteUser { user_id } => *user_id,
+            Command::CreateGroup { group_id, .. }
+            | Command::ReplaceGroup { group_id, .. }
+            | Command::PatchGroup { group_id, .. }
+            | Command::DeleteGroup { group_id } => *group_id,
         }
     }
     pub fn name(&self) -> &'static str {
@@ -70,6 +90,10 @@ impl Command {
             Command::ReplaceUser { .. } => "replace_user",
             Command::PatchUser { .. } => "patch_user",
             Command::DeleteUser { .. } => "delete_user",
+            Command::CreateGroup { .. } => "create_group",
+            Command::ReplaceGroup { .. } => "replace_group",
+            Command::PatchGroup { .. } => "patch_group",
+            Command::DeleteGroup { .. } => "delete_group",
         }
     }
 }

@@ -218,6 +218,8 @@ pub struct UserView {
     pub created: DateTime<Utc>,
     pub last_modified: DateTime<Utc>,
     pub version: i64,
+    /// The groups the user is a direct member of: (id, display name).
+    pub groups: Vec<(Uuid, String)>,
 }
 
 impl UserView {
@@ -248,6 +250,16 @@ impl UserView {
         }
         out.insert("active".into(), Value::Bool(self.active));
         out.insert("roles".into(), self.roles.to_scim());
+        if !self.groups.is_empty() {
+            let groups: Vec<Value> = self
+                .groups
+                .iter()
+                .map(|(id, name)| {
+                    json!({"value": id.to_string(), "$ref": format!("{base_url}/Groups/{id}"), "display": name, "type": "direct"})
+                })
+                .collect();
+            out.insert("groups".into(), Value::Array(groups));
+        }
         out.insert(
             "meta".into(),
             json!({

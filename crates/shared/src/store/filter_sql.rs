@@ -94,6 +94,8 @@ enum Column {
     },
     /// The user's roles, held in two columns.
     Roles,
+    /// A group's members, one row each in `group_members`.
+    Members,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -105,7 +107,92 @@ enum Kind {
 
 /// The WHERE condition for `filter` over `users`.
 pub fn user_condition(filter: &Filter) -> Result<SqlFragment, ScimError> {
-    condition(filter, &|path| resolve_user(path))
+    condition(filter, &resolve_user)
+}
+
+/// The WHERE condition for `filter` over `groups`.
+pub fn group_condition(filter: &Filter) -> Result<SqlFragment, ScimError> {
+    condition(filter, &resolve_group)
+}
+
+/// The ORDER BY expression for `sortBy` over users (RFC 7644 §3.4.2.3):
+/// strings sort case-insensitively, a multi-valued attribute by its first
+/// value.
+pub fn user_sort(path: &AttrPath) -> Result<String, ScimError> {
+    sort_expr(resolve_user(path)?, path)
+}
+
+pub fn group_sort(path: &AttrPath) -> Result<String, ScimError> {
+    sort_expr(resolve_group(path)?, path)
+}
+
+fn sort_expr(column: Column, path: &AttrPath) -> Result<String, ScimError> {
+    match column {
+        Column::Scalar {
+            expr,
+            kind: Kind::Text,
+            case_exact: false,
+        } => Ok(format!("lower({expr})")),
+        Column::Scalar { expr, .. } => Ok(expr),
+        Column::Multi { array, def } => {
+            let sub = path.sub.as_deref().unwrap_or("value");
+            let sub = schema::find(def.subs, sub)
+                .map(|d| d.name)
+                .unwrap_or("value");
+            Ok(format!("lower(({array}->0->>'{sub}'))"))
+        }
+        Column::Roles => Ok("users.primary_role".into()),
+        Column::Members => Err(ScimError::invalid_value("members cannot be sorted on")),
+    }
+}
+
+fn resolve_group(path: &AttrPath) -> Result<Column, ScimError> {
+    let unknown = || ScimError::invalid_filter(format!("unknown attribute {path}"));
+    if let Some(urn) = &path.urn {
+        if !urn.eq_ignore_ascii_case(crate::scim::GROUP_SCHEMA) {
+            return Err(unknown());
+        }
+    }
+    let scalar = |expr: &str, kind, case_exact| {
+        Ok(Column::Scalar {
+            expr: expr.to_string(),
+            kind,
+            case_exact,
+        })
+    };
+    match (
+        path.attr.to_ascii_lowercase().as_str(),
+        path.sub.as_deref().map(str::to_ascii_lowercase).as_deref(),
+    ) {
+        ("id", None) => scalar("groups.id::text", Kind::Text, true),
+        ("displayname", None) => scalar("groups.display_name", Kind::Text, false),
+        ("externalid", None) => scalar("groups.external_id", Kind::Text, true),
+        ("meta", Some("created")) => scalar("groups.created_at", Kind::Time, true),
+        ("meta", Some("lastmodified")) => scalar("groups.updated_at", Kind::Time, true),
+        ("meta", Some("resourcetype")) => scalar("'Group'", Kind::Text, true),
+        ("members", None | Some("value")) => Ok(Column::Members),
+        _ => Err(unknown()),
+    }
+}
+
+/// `EXISTS` a membership row for this group and (optionally) this member.
+fn member_exists(value: Option<&CompValue>) -> Result<SqlFragment, ScimError> {
+    let mut out = SqlFragment::default();
+    out.push("EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = groups.id");
+    match value {
+        None => {}
+        Some(CompValue::String(s)) => match Uuid::parse_str(s.trim()) {
+            Ok(id) => {
+                out.push(" AND gm.user_id = ");
+                out.push_bind(Bind::Uuid(id));
+            }
+            // Not a user id: no group has it as a member.
+            Err(_) => out.push(" AND false"),
+        },
+        Some(_) => return Err(ScimError::invalid_filter("member values are strings")),
+    }
+    out.push(")");
+    Ok(out)
 }
 
 fn condition(
@@ -150,6 +237,7 @@ fn condition(
                 )?),
             },
             Column::Roles => out.push("true"),
+            Column::Members => out.append(member_exists(None)?),
         },
         Filter::Compare(path, op, value) => match resolve(path)? {
             Column::Scalar {
@@ -182,9 +270,29 @@ fn condition(
                 out.push_bind(Bind::Text(v));
                 out.push(")");
             }
+            Column::Members => {
+                if *op != CompareOp::Eq {
+                    return Err(ScimError::invalid_filter(
+                        "members can only be compared with eq",
+                    ));
+                }
+                out.append(member_exists(Some(value))?);
+            }
         },
         Filter::ValuePath(path, inner) => match resolve(path)? {
             Column::Multi { array, def } => out.append(exists(&array, def, inner)?),
+            Column::Members => match inner.as_ref() {
+                Filter::Compare(p, CompareOp::Eq, v)
+                    if p.attr.eq_ignore_ascii_case("value") && p.sub.is_none() =>
+                {
+                    out.append(member_exists(Some(v))?)
+                }
+                _ => {
+                    return Err(ScimError::invalid_filter(
+                        "members can be filtered by value eq \"id\"",
+                    ))
+                }
+            },
             _ => {
                 return Err(ScimError::invalid_filter(format!(
                     "{path} is not a multi-valued attribute"

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod filter_sql;
+pub mod groups;
 pub mod schema;
 pub mod tenants;
 pub mod users;
@@ -102,4 +103,49 @@ pub fn ping(conn: &mut PgConnection) -> Result<(), StoreError> {
     use diesel::RunQueryDsl;
     diesel::sql_query("SELECT 1").execute(conn)?;
     Ok(())
+}
+
+/// One page of `table` rows matching `where_sql`, ordered by `order_by`
+/// (if any) then creation time and id, so that paging is stable; and the
+/// total number of matches.
+pub(crate) fn page<T>(
+    conn: &mut PgConnection,
+    table: &str,
+    where_sql: filter_sql::SqlFragment,
+    order_by: Option<&str>,
+    params: &crate::scim::query::ListParams,
+) -> Result<(i64, Vec<T>), StoreError>
+where
+    T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + 'static,
+{
+    use diesel::RunQueryDsl;
+    use filter_sql::{Bind, SqlFragment};
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let mut count_sql = SqlFragment::default();
+    count_sql.push(&format!("SELECT count(*) AS count FROM {table} WHERE "));
+    count_sql.append(where_sql.clone());
+    let total = count_sql.into_query().get_result::<Count>(conn)?.count;
+    if params.count == 0 || total < params.start_index {
+        return Ok((total, Vec::new()));
+    }
+    let direction = if params.descending { "DESC" } else { "ASC" };
+    let mut q = SqlFragment::default();
+    q.push(&format!("SELECT {table}.* FROM {table} WHERE "));
+    q.append(where_sql);
+    q.push(" ORDER BY ");
+    if let Some(expr) = order_by {
+        q.push(&format!("{expr} {direction} NULLS LAST, "));
+    }
+    q.push(&format!(
+        "{table}.created_at {direction}, {table}.id {direction} OFFSET "
+    ));
+    q.push_bind(Bind::BigInt(params.start_index - 1));
+    q.push(" LIMIT ");
+    q.push_bind(Bind::BigInt(params.count));
+    Ok((total, q.into_query().load(conn)?))
 }

@@ -85,11 +85,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    groups (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        display_name -> Text,
+        external_id -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> Uuid,
+        user_id -> Uuid,
+        added_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(group_members -> groups (group_id));
+diesel::joinable!(group_members -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
     processed_commands,
     user_history,
     dead_letters,
-    outbox
+    outbox,
+    groups,
+    group_members,
 );

@@ -2,15 +2,16 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{Bool, Text};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::filter_sql::{self, Bind, SqlFragment};
+use super::page;
 use super::schema::users;
 use super::StoreError;
 use crate::rules::roles::{Permission, PrimaryRole, Roles};
-use crate::scim::filter::Filter;
+use crate::scim::query::ListParams;
 use crate::scim::user::UserView;
 use crate::scim::ScimError;
 
@@ -57,6 +58,7 @@ impl UserRow {
             created: self.created_at,
             last_modified: self.updated_at,
             version: self.version,
+            groups: Vec::new(),
         })
     }
 }
@@ -75,7 +77,7 @@ pub fn find_live(
         .filter(users::deleted_at.is_null())
         .select(UserRow::as_select());
     Ok(if lock {
-        q.for_update().first(conn).optional()?
+        q.for_no_key_update().first(conn).optional()?
     } else {
         q.first(conn).optional()?
     })
@@ -93,7 +95,7 @@ pub fn find_by_email(
         .filter(users::primary_email.eq(email))
         .order((users::deleted_at.is_not_null(), users::deleted_at.desc()))
         .select(UserRow::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .optional()?)
 }
@@ -166,49 +168,43 @@ pub fn update(conn: &mut PgConnection, row: &UserRow) -> Result<(), StoreError> 
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-}
-
-/// One page of a tenant's live users matching `filter`, in a stable order
-/// (creation time, then id), and the total number of matches.
+/// One page of a tenant's live users matching `params`, in a stable order
+/// (the sort key if any, then creation time, then id), and the total
+/// number of matches. A bad filter or sort is `Ok(Err(..))`: the caller's
+/// mistake, not the database's.
 pub fn list(
     conn: &mut PgConnection,
     tenant_id: Uuid,
-    filter: Option<&Filter>,
-    start_index: i64,
-    count: i64,
+    params: &ListParams,
 ) -> Result<Result<(i64, Vec<UserRow>), ScimError>, StoreError> {
     let mut where_sql = SqlFragment::default();
     where_sql.push("users.tenant_id = ");
     where_sql.push_bind(Bind::Uuid(tenant_id));
     where_sql.push(" AND users.deleted_at IS NULL");
-    if let Some(f) = filter {
-        let cond = match filter_sql::user_condition(f) {
-            Ok(c) => c,
+    if let Some(f) = &params.filter {
+        match filter_sql::user_condition(f) {
+            Ok(cond) => {
+                where_sql.push(" AND (");
+                where_sql.append(cond);
+                where_sql.push(")");
+            }
             Err(e) => return Ok(Err(e)),
-        };
-        where_sql.push(" AND (");
-        where_sql.append(cond);
-        where_sql.push(")");
+        }
     }
-    let mut count_sql = SqlFragment::default();
-    count_sql.push("SELECT count(*) AS count FROM users WHERE ");
-    count_sql.append(where_sql.clone());
-    let total = count_sql.into_query().get_result::<Count>(conn)?.count;
-    let rows: Vec<UserRow> = if count > 0 && total >= start_index {
-        let mut q = SqlFragment::default();
-        q.push("SELECT users.* FROM users WHERE ");
-        q.append(where_sql);
-        q.push(" ORDER BY users.created_at, users.id OFFSET ");
-        q.push_bind(Bind::BigInt(start_index.max(1) - 1));
-        q.push(" LIMIT ");
-        q.push_bind(Bind::BigInt(count));
-        q.into_query().load(conn)?
-    } else {
-        Vec::new()
+    let order = match params
+        .sort_by
+        .as_ref()
+        .map(filter_sql::user_sort)
+        .transpose()
+    {
+        Ok(order) => order,
+        Err(e) => return Ok(Err(e)),
     };
-    Ok(Ok((total, rows)))
+    Ok(Ok(page(
+        conn,
+        "users",
+        where_sql,
+        order.as_deref(),
+        params,
+    )?))
 }

@@ -1,64 +1,24 @@
-//! Applying one command to the database: the product rules (from
-//! `scimflow_shared::rules`) meet the stored state here. Runs inside the
-//! batch transaction (in its own savepoint); writes the effect, the
-//! history and the change event, and returns the outcome for the IdP.
+//! User commands: create (or link, I3, or bring back, L5), replace,
+//! patch, delete.
 
 use chrono::Utc;
 use diesel::PgConnection;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use scimflow_shared::bus::Topics;
-use scimflow_shared::command::{Command, CommandEnvelope, Outcome};
+use scimflow_shared::command::Outcome;
 use scimflow_shared::rules::identity::identity_email;
 use scimflow_shared::rules::roles::{apply_role_effects, apply_roles, parse_role_values, Roles};
 use scimflow_shared::scim::patch::{apply_user_patch, parse_patch_request};
-use scimflow_shared::scim::user::{etag, normalize_user, UserView};
-use scimflow_shared::store::commands::{enqueue_message, record_history, HistoryEntry};
-use scimflow_shared::store::tenants::TenantRow;
+use scimflow_shared::scim::user::{normalize_user, UserView};
+use scimflow_shared::store::commands::{record_history, HistoryEntry};
+use scimflow_shared::store::groups as group_store;
 use scimflow_shared::store::users::{self, UserRow};
-use scimflow_shared::store::StoreError;
 use scimflow_shared::ScimError;
 
-/// Why a command did not apply.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// A rule or the request refused it: a final answer for the IdP.
-    #[error(transparent)]
-    Rejected(#[from] ScimError),
-    /// The database failed: retry or dead-letter, never answer with it.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use super::{check_if_match, emit_event, no_content, ApplyError, Context};
 
-impl From<diesel::result::Error> for ApplyError {
-    fn from(e: diesel::result::Error) -> Self {
-        ApplyError::Store(StoreError::Db(e))
-    }
-}
-
-impl From<scimflow_shared::rules::roles::RoleViolation> for ApplyError {
-    fn from(v: scimflow_shared::rules::roles::RoleViolation) -> Self {
-        ApplyError::Rejected(v.into())
-    }
-}
-
-pub struct Context<'a> {
-    pub tenant: &'a TenantRow,
-    pub envelope: &'a CommandEnvelope,
-    pub topics: &'a Topics,
-}
-
-pub fn apply(conn: &mut PgConnection, ctx: &Context<'_>) -> Result<Outcome, ApplyError> {
-    match &ctx.envelope.command {
-        Command::CreateUser { user_id, body } => create_user(conn, ctx, *user_id, body),
-        Command::ReplaceUser { user_id, body } => replace_user(conn, ctx, *user_id, body),
-        Command::PatchUser { user_id, body } => patch_user(conn, ctx, *user_id, body),
-        Command::DeleteUser { user_id } => delete_user(conn, ctx, *user_id),
-    }
-}
-
-fn create_user(
+pub(super) fn create(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
     user_id: Uuid,
@@ -133,10 +93,10 @@ fn create_user(
             row
         }
     };
-    resource_outcome(ctx, &row, 201)
+    resource_outcome(conn, ctx, &row, 201)
 }
 
-fn replace_user(
+pub(super) fn replace(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
     user_id: Uuid,
@@ -153,7 +113,7 @@ fn replace_user(
     write_user(conn, ctx, current, input.attrs, active, roles)
 }
 
-fn patch_user(
+pub(super) fn patch(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
     user_id: Uuid,
@@ -201,7 +161,7 @@ fn write_user(
         && roles.primary.as_str() == current.primary_role
         && roles.permission.as_str() == current.permission;
     if unchanged {
-        return resource_outcome(ctx, &current, 200);
+        return resource_outcome(conn, ctx, &current, 200);
     }
     let row = UserRow {
         user_name,
@@ -228,10 +188,10 @@ fn write_user(
         _ => "updated",
     };
     record_change(conn, ctx, Some(&current), &row, change)?;
-    resource_outcome(ctx, &row, 200)
+    resource_outcome(conn, ctx, &row, 200)
 }
 
-fn delete_user(
+pub(super) fn delete(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
     user_id: Uuid,
@@ -245,14 +205,13 @@ fn delete_user(
         ..current.clone()
     };
     users::update(conn, &row)?;
+    // L5: a deleted user leaves every group.
+    let left = group_store::remove_user_everywhere(conn, user_id)?;
     record_change(conn, ctx, Some(&current), &row, "deleted")?;
-    Ok(Outcome {
-        command_id: ctx.envelope.command_id,
-        status: 204,
-        body: None,
-        etag: None,
-        location: None,
-    })
+    for group_id in left {
+        super::groups::record_removal_by_user_delete(conn, ctx, group_id, user_id)?;
+    }
+    Ok(no_content(ctx))
 }
 
 /// A live user of this tenant, locked, whose version matches If-Match.
@@ -263,20 +222,7 @@ fn load_for_write(
 ) -> Result<UserRow, ApplyError> {
     let row = users::find_live(conn, ctx.tenant.id, user_id, true)?
         .ok_or_else(|| ScimError::not_found(format!("User {user_id} not found")))?;
-    if let Some(expected) = &ctx.envelope.if_match {
-        let current = etag(row.version);
-        let matches = expected.split(',').map(str::trim).any(|tag| {
-            tag == "*"
-                || tag == current
-                || tag.trim_start_matches("W/") == current.trim_start_matches("W/")
-        });
-        if !matches {
-            return Err(ScimError::precondition_failed(format!(
-                "User {user_id} has changed: its version is {current}"
-            ))
-            .into());
-        }
-    }
+    check_if_match(ctx, "User", user_id, row.version)?;
     Ok(row)
 }
 
@@ -312,8 +258,17 @@ fn check_user_name_free(
     }
 }
 
-fn resource_outcome(ctx: &Context<'_>, row: &UserRow, status: u16) -> Result<Outcome, ApplyError> {
-    let view: UserView = row.view()?;
+fn resource_outcome(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    row: &UserRow,
+    status: u16,
+) -> Result<Outcome, ApplyError> {
+    let mut view: UserView = row.view()?;
+    view.groups = group_store::groups_of_users(conn, &[row.id])?
+        .into_iter()
+        .map(|(_, id, name)| (id, name))
+        .collect();
     let body = view.render(&ctx.envelope.base_url);
     Ok(Outcome {
         command_id: ctx.envelope.command_id,
@@ -398,13 +353,12 @@ fn record_change(
         "changed": changed,
         "resource": resource,
     });
-    let payload = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    enqueue_message(
+    emit_event(
         conn,
         &ctx.topics.user_changes(),
-        &format!("{}/{}", after.tenant_id, after.id),
-        &payload,
-        &[],
+        after.tenant_id,
+        after.id,
+        &event,
     )?;
     Ok(())
 }

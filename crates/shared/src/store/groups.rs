@@ -1,0 +1,278 @@
+//! Groups and their membership rows (L6).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use uuid::Uuid;
+
+use super::filter_sql::{self, Bind, SqlFragment};
+use super::page;
+use super::schema::{group_members, groups, users};
+use super::StoreError;
+use crate::scim::group::{GroupView, MemberView};
+use crate::scim::query::ListParams;
+use crate::scim::ScimError;
+
+/// Rows per INSERT when adding members, to stay far below the bind limit.
+const INSERT_CHUNK: usize = 5000;
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = groups)]
+pub struct GroupRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl GroupRow {
+    pub fn view(&self, members: Option<Vec<MemberView>>) -> GroupView {
+        GroupView {
+            id: self.id,
+            display_name: self.display_name.clone(),
+            external_id: self.external_id.clone(),
+            created: self.created_at,
+            last_modified: self.updated_at,
+            version: self.version,
+            members,
+        }
+    }
+}
+
+pub fn find(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<GroupRow>, StoreError> {
+    let q = groups::table
+        .filter(groups::tenant_id.eq(tenant_id))
+        .filter(groups::id.eq(id))
+        .select(GroupRow::as_select());
+    Ok(if lock {
+        q.for_no_key_update().first(conn).optional()?
+    } else {
+        q.first(conn).optional()?
+    })
+}
+
+/// The group holding `display_name` (case-insensitive), other than `except`.
+pub fn display_name_holder(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    display_name: &str,
+    except: Option<Uuid>,
+) -> Result<Option<Uuid>, StoreError> {
+    let mut q = groups::table
+        .filter(groups::tenant_id.eq(tenant_id))
+        .filter(
+            diesel::dsl::sql::<Bool>("lower(display_name) = lower(")
+                .bind::<Text, _>(display_name)
+                .sql(")"),
+        )
+        .select(groups::id)
+        .into_boxed();
+    if let Some(id) = except {
+        q = q.filter(groups::id.ne(id));
+    }
+    Ok(q.first(conn).optional()?)
+}
+
+pub fn insert(conn: &mut PgConnection, row: &GroupRow) -> Result<(), StoreError> {
+    diesel::insert_into(groups::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn update(conn: &mut PgConnection, row: &GroupRow) -> Result<(), StoreError> {
+    diesel::update(groups::table.find(row.id))
+        .set((
+            groups::display_name.eq(&row.display_name),
+            groups::external_id.eq(&row.external_id),
+            groups::version.eq(row.version),
+            groups::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Delete a group; its membership rows go with it.
+pub fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    diesel::delete(groups::table.find(id)).execute(conn)?;
+    Ok(())
+}
+
+/// Of `ids`, those that are not live users of the tenant.
+pub fn unknown_users(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: Vec<Uuid> = users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::deleted_at.is_null())
+        .filter(users::id.eq_any(ids))
+        .select(users::id)
+        .load(conn)?;
+    Ok(ids
+        .iter()
+        .filter(|id| !found.contains(id))
+        .copied()
+        .collect())
+}
+
+/// Add members; ones already there are left alone. Returns those added.
+pub fn add_members(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, StoreError> {
+    let mut added = Vec::new();
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|u| {
+                (
+                    group_members::group_id.eq(group_id),
+                    group_members::user_id.eq(*u),
+                )
+            })
+            .collect();
+        added.extend(
+            diesel::insert_into(group_members::table)
+                .values(&rows)
+                .on_conflict_do_nothing()
+                .returning(group_members::user_id)
+                .get_results::<Uuid>(conn)?,
+        );
+    }
+    Ok(added)
+}
+
+/// Remove the named members. Returns those removed.
+pub fn remove_members(
+    conn: &mut PgConnection,
+    group_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, StoreError> {
+    Ok(diesel::delete(
+        group_members::table
+            .filter(group_members::group_id.eq(group_id))
+            .filter(group_members::user_id.eq_any(ids)),
+    )
+    .returning(group_members::user_id)
+    .get_results(conn)?)
+}
+
+/// Remove every member. Returns those removed.
+pub fn clear_members(conn: &mut PgConnection, group_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    Ok(
+        diesel::delete(group_members::table.filter(group_members::group_id.eq(group_id)))
+            .returning(group_members::user_id)
+            .get_results(conn)?,
+    )
+}
+
+/// Take a user out of every group (L5). Returns the groups it left.
+pub fn remove_user_everywhere(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<Uuid>, StoreError> {
+    Ok(
+        diesel::delete(group_members::table.filter(group_members::user_id.eq(user_id)))
+            .returning(group_members::group_id)
+            .get_results(conn)?,
+    )
+}
+
+/// Members of several groups, for rendering, with each user's display
+/// name (or userName).
+pub fn members_of(
+    conn: &mut PgConnection,
+    group_ids: &[Uuid],
+) -> Result<Vec<(Uuid, MemberView)>, StoreError> {
+    let rows: Vec<(Uuid, Uuid, String, Option<String>)> = group_members::table
+        .inner_join(users::table)
+        .filter(group_members::group_id.eq_any(group_ids))
+        .order((
+            group_members::group_id,
+            group_members::added_at,
+            group_members::user_id,
+        ))
+        .select((
+            group_members::group_id,
+            users::id,
+            users::user_name,
+            diesel::dsl::sql::<diesel::sql_types::Nullable<Text>>("users.attrs->>'displayName'"),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(g, id, user_name, display)| {
+            (
+                g,
+                MemberView {
+                    id,
+                    display: Some(display.unwrap_or(user_name)),
+                },
+            )
+        })
+        .collect())
+}
+
+/// The groups each of `user_ids` belongs to: (user, group id, display name).
+pub fn groups_of_users(
+    conn: &mut PgConnection,
+    user_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid, String)>, StoreError> {
+    Ok(group_members::table
+        .inner_join(groups::table)
+        .filter(group_members::user_id.eq_any(user_ids))
+        .order((group_members::user_id, groups::display_name))
+        .select((group_members::user_id, groups::id, groups::display_name))
+        .load(conn)?)
+}
+
+/// One page of the tenant's groups matching `params`, and the total.
+pub fn list(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    params: &ListParams,
+) -> Result<Result<(i64, Vec<GroupRow>), ScimError>, StoreError> {
+    let mut where_sql = SqlFragment::default();
+    where_sql.push("groups.tenant_id = ");
+    where_sql.push_bind(Bind::Uuid(tenant_id));
+    if let Some(f) = &params.filter {
+        match filter_sql::group_condition(f) {
+            Ok(cond) => {
+                where_sql.push(" AND (");
+                where_sql.append(cond);
+                where_sql.push(")");
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let order = match params
+        .sort_by
+        .as_ref()
+        .map(filter_sql::group_sort)
+        .transpose()
+    {
+        Ok(order) => order,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(page(
+        conn,
+        "groups",
+        where_sql,
+        order.as_deref(),
+        params,
+    )?))
+}
