@@ -31,6 +31,21 @@ ensure_tansu() {
   "$TANSU_BIN" --version >/dev/null || die "tansu did not build"
 }
 
+# scim2-tester (through scim2-cli), pinned, in a virtualenv cached per user.
+SCIM2_PINS="scim2-cli==0.6.0 scim2-tester==0.5.2 scim2-client==0.13.2 scim2-models==0.12.3"
+SCIM2_VENV="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/scim2-venv"
+ensure_scim2_tester() {
+  if [ -x "$SCIM2_VENV/bin/scim2" ] && [ "$(cat "$SCIM2_VENV/.pins" 2>/dev/null)" = "$SCIM2_PINS" ]; then
+    return
+  fi
+  log "installing $SCIM2_PINS"
+  rm -rf "$SCIM2_VENV"
+  python3 -m venv "$SCIM2_VENV" || die "python3 -m venv failed"
+  # shellcheck disable=SC2086
+  "$SCIM2_VENV/bin/pip" install --quiet --disable-pip-version-check $SCIM2_PINS || die "installing scim2-tester failed"
+  echo "$SCIM2_PINS" >"$SCIM2_VENV/.pins"
+}
+
 ensure_postgres_binaries() {
   [ -x "$PG_BIN/initdb" ] && return
   log "installing PostgreSQL 15 server binaries"

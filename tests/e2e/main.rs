@@ -2,6 +2,7 @@
 //! Run through `./scripts/test`, which starts both servers.
 
 mod common;
+mod conformance;
 mod crash;
 mod entra;
 mod groups;

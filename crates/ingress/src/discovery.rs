@@ -95,6 +95,25 @@ pub async fn resource_type(
         .ok_or_else(|| ScimError::not_found(format!("ResourceType {id} not found")).into())
 }
 
+/// Required attributes. `emails` is required because a user is identified
+/// by its primary work email (I1); the one exception, a userName that is
+/// itself an email address, is stated in its description.
+fn required(name: &str, parent: Option<&str>) -> bool {
+    matches!(
+        (parent, name),
+        (None, "userName") | (None, "emails") | (Some("emails"), "value")
+    )
+}
+
+fn description(name: &str, parent: Option<&str>) -> &'static str {
+    match (parent, name) {
+        (None, "emails") => "Required unless userName is an email address: the primary work email identifies the user (rule I1)",
+        (None, "userName") => "Unique per tenant, case-insensitively; not used for identity (rule I4)",
+        (None, "roles") => "One primary role plus an optional permission (rules R1-R11)",
+        _ => "",
+    }
+}
+
 fn attribute_doc(def: &AttrDef, plan: PlanFeatures, parent: Option<&str>) -> Value {
     let ty = match def.ty {
         AttrType::String => "string",
@@ -114,8 +133,8 @@ fn attribute_doc(def: &AttrDef, plan: PlanFeatures, parent: Option<&str>) -> Val
         "name": def.name,
         "type": ty,
         "multiValued": def.multi,
-        "description": "",
-        "required": def.name == "userName" && parent.is_none(),
+        "description": description(def.name, parent),
+        "required": required(def.name, parent),
         "caseExact": def.case_exact,
         "mutability": mutability,
         "returned": if def.mutability == Mutability::WriteOnly { "never" } else { "default" },
@@ -169,8 +188,6 @@ fn schema_docs(base: &str, plan: PlanFeatures) -> Vec<Value> {
              "caseExact": true, "mutability": "immutable", "returned": "default", "uniqueness": "none"},
             {"name": "$ref", "type": "reference", "referenceTypes": ["User"], "multiValued": false, "description": "",
              "required": false, "caseExact": true, "mutability": "immutable", "returned": "default", "uniqueness": "none"},
-            {"name": "display", "type": "string", "multiValued": false, "description": "", "required": false,
-             "caseExact": false, "mutability": "readOnly", "returned": "default", "uniqueness": "none"},
             {"name": "type", "type": "string", "multiValued": false, "description": "", "required": false,
              "caseExact": false, "canonicalValues": ["User"], "mutability": "immutable", "returned": "default", "uniqueness": "none"}
         ]}),

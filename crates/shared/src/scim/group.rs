@@ -276,7 +276,6 @@ fn ids_in_filter(f: &Filter) -> Result<Vec<Uuid>, ScimError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberView {
     pub id: Uuid,
-    pub display: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -311,15 +310,11 @@ impl GroupView {
             let rendered: Vec<Value> = members
                 .iter()
                 .map(|m| {
-                    let mut v = json!({
+                    json!({
                         "value": m.id.to_string(),
                         "$ref": format!("{base_url}/Users/{}", m.id),
                         "type": "User",
-                    });
-                    if let (Some(d), Some(obj)) = (&m.display, v.as_object_mut()) {
-                        obj.insert("display".into(), Value::String(d.clone()));
-                    }
-                    v
+                    })
                 })
                 .collect();
             out.insert("members".into(), Value::Array(rendered));

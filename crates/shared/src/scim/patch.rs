@@ -192,6 +192,12 @@ fn apply_pathless(
                 )));
             };
             for (sub_key, sub_v) in inner {
+                if ["schemas", "id", "meta"]
+                    .iter()
+                    .any(|k| sub_key.eq_ignore_ascii_case(k))
+                {
+                    continue;
+                }
                 let qualified = format!("{key}:{sub_key}");
                 let path = parse_path(&qualified)?;
                 apply_path(doc, op, &path, Some(sub_v), roles)?;
@@ -300,6 +306,12 @@ fn whole_attribute(
     value: Option<&Value>,
 ) -> Result<(), ScimError> {
     let name = def.name.to_string();
+    if op == PatchOpKind::Remove && def.name == "active" {
+        // A user is always active or not (L3/L4); there is no third state.
+        return Err(ScimError::invalid_value(
+            "active cannot be removed: replace it with true or false",
+        ));
+    }
     if op == PatchOpKind::Remove {
         match (
             def.multi,

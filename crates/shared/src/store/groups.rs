@@ -192,38 +192,25 @@ pub fn remove_user_everywhere(
     )
 }
 
-/// Members of several groups, for rendering, with each user's display
-/// name (or userName).
+/// Members of several groups, for rendering, in the order they joined.
+/// Only the membership rows are read: a member's `display` is not
+/// returned, so rendering a large group joins nothing.
 pub fn members_of(
     conn: &mut PgConnection,
     group_ids: &[Uuid],
 ) -> Result<Vec<(Uuid, MemberView)>, StoreError> {
-    let rows: Vec<(Uuid, Uuid, String, Option<String>)> = group_members::table
-        .inner_join(users::table)
+    let rows: Vec<(Uuid, Uuid)> = group_members::table
         .filter(group_members::group_id.eq_any(group_ids))
         .order((
             group_members::group_id,
             group_members::added_at,
             group_members::user_id,
         ))
-        .select((
-            group_members::group_id,
-            users::id,
-            users::user_name,
-            diesel::dsl::sql::<diesel::sql_types::Nullable<Text>>("users.attrs->>'displayName'"),
-        ))
+        .select((group_members::group_id, group_members::user_id))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(g, id, user_name, display)| {
-            (
-                g,
-                MemberView {
-                    id,
-                    display: Some(display.unwrap_or(user_name)),
-                },
-            )
-        })
+        .map(|(g, id)| (g, MemberView { id }))
         .collect())
 }
 
