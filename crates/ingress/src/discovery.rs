@@ -21,7 +21,8 @@ use scimflow_shared::scim::{
 use crate::auth::AuthedTenant;
 use crate::response::{list_response, scim_json};
 use crate::write::parse_body;
-use crate::{AppState, IngressError, MAX_BODY_BYTES};
+use crate::{AppState, IngressError};
+use scimflow_shared::scim::bulk::{MAX_BULK_OPERATIONS, MAX_BULK_PAYLOAD};
 
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
@@ -38,7 +39,7 @@ pub async fn service_provider_config(
             "schemas": [SPC_SCHEMA],
             "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
             "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": MAX_BODY_BYTES},
+            "bulk": {"supported": true, "maxOperations": MAX_BULK_OPERATIONS, "maxPayloadSize": MAX_BULK_PAYLOAD},
             "filter": {"supported": true, "maxResults": MAX_PAGE_SIZE},
             "changePassword": {"supported": false},
             "sort": {"supported": true},

@@ -9,6 +9,7 @@
 //! place, `error.rs`.
 
 mod auth;
+mod bulk;
 mod discovery;
 mod error;
 mod groups;
@@ -65,6 +66,12 @@ pub fn router(state: AppState) -> Router {
                 .delete(groups::delete),
         )
         .route("/.search", post(discovery::root_search))
+        .route(
+            "/Bulk",
+            post(bulk::bulk).layer(axum::extract::DefaultBodyLimit::max(
+                scimflow_shared::scim::bulk::MAX_BULK_PAYLOAD,
+            )),
+        )
         .route(
             "/ServiceProviderConfig",
             get(discovery::service_provider_config),

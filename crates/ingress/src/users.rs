@@ -29,7 +29,7 @@ use crate::{blocking, AppState, IngressError};
 
 /// Validate a POST/PUT body as far as it can be without the stored state,
 /// so a bad request is refused before it reaches Kafka.
-fn validate_user_body(body: &Value) -> Result<(), IngressError> {
+pub(crate) fn validate_user_body(body: &Value) -> Result<(), IngressError> {
     let input = normalize_user(body)?;
     identity_email(&input.attrs)?;
     if let Some(roles) = &input.roles {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use scimflow_shared::bus::{self, headers};
-use scimflow_shared::command::{Command, CommandEnvelope, ENVELOPE_VERSION};
+use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ENVELOPE_VERSION};
 use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
@@ -64,23 +64,44 @@ pub async fn submit(
     headers: &HeaderMap,
     command: Command,
 ) -> Result<Response, IngressError> {
+    let outcome = execute(
+        app,
+        tenant.0.id,
+        request_id(headers),
+        header_str(headers, header::IF_MATCH),
+        command,
+    )
+    .await?;
+    Ok(from_outcome(&outcome))
+}
+
+/// Publish one command to the command topic, keyed by its resource, and
+/// wait for the processor's committed outcome on this instance's reply
+/// topic. Past the reply deadline: 503, and the command still applies.
+pub async fn execute(
+    app: &AppState,
+    tenant_id: Uuid,
+    request_id: String,
+    if_match: Option<String>,
+    command: Command,
+) -> Result<Outcome, IngressError> {
     let deadline = tokio::time::Instant::now() + app.config.reply_deadline;
     let command_id = Uuid::now_v7();
     let envelope = CommandEnvelope {
         v: ENVELOPE_VERSION,
         command_id,
-        tenant_id: tenant.0.id,
-        request_id: request_id(headers),
+        tenant_id,
+        request_id,
         accepted_at: Utc::now(),
-        base_url: app.config.scim_base_url(tenant.0.id),
-        if_match: header_str(headers, header::IF_MATCH),
+        base_url: app.config.scim_base_url(tenant_id),
+        if_match,
         command,
     };
     let payload = serde_json::to_vec(&envelope).map_err(|e| ScimError::internal(e.to_string()))?;
     let key = envelope.partition_key();
     let reply_topic = app.topics.replies(&app.config.instance_id);
     let command_id_s = command_id.to_string();
-    let tenant_s = tenant.0.id.to_string();
+    let tenant_s = tenant_id.to_string();
     let hdrs = bus::make_headers(&[
         (headers::COMMAND_ID, &command_id_s),
         (headers::REPLY_TO, &reply_topic),
@@ -98,9 +119,9 @@ pub async fn submit(
         tracing::warn!(error = %e, %command_id, "publishing a command failed");
         return Err(IngressError::Unavailable("the command could not be queued"));
     }
-    tracing::debug!(%command_id, tenant = %tenant.0.id, kind = envelope.command.name(), "command published");
+    tracing::debug!(%command_id, tenant = %tenant_id, kind = envelope.command.name(), "command published");
     match tokio::time::timeout_at(deadline, &mut pending.rx).await {
-        Ok(Ok(outcome)) => Ok(from_outcome(&outcome)),
+        Ok(Ok(outcome)) => Ok(outcome),
         _ => {
             tracing::warn!(%command_id, "no outcome before the deadline");
             Err(IngressError::Unavailable(

@@ -1,5 +1,6 @@
 //! The SCIM 2.0 protocol model (RFC 7643 / RFC 7644): pure data and parsing.
 
+pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod group;

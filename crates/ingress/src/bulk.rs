@@ -1,0 +1,265 @@
+//! POST /Bulk (RFC 7644 §3.7). Operations run through the same write path
+//! as single requests, many at once: every operation whose `bulkId`
+//! references are resolved is published together (the producer batches
+//! them), then the next wave, whose references the first wave created.
+//! `failOnErrors` is checked between waves.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use scimflow_shared::command::{Command, Outcome};
+use scimflow_shared::scim::bulk::{
+    parse_bulk_request, references, substitute, Method, Operation, ResourceKind,
+    BULK_RESPONSE_SCHEMA,
+};
+use scimflow_shared::scim::group::{normalize_group, plan_group_patch};
+use scimflow_shared::scim::patch::parse_patch_request;
+use scimflow_shared::ScimError;
+
+use crate::auth::AuthedTenant;
+use crate::response::scim_json;
+use crate::users::validate_user_body;
+use crate::write::{execute, parse_body, parse_id, request_id};
+use crate::{AppState, IngressError};
+
+/// The command for one operation, validated as a single request would be.
+fn command(op: &Operation) -> Result<Command, IngressError> {
+    let data = || op.data.clone().unwrap_or(Value::Null);
+    let id = |kind: &str| -> Result<Uuid, ScimError> {
+        parse_id(kind, op.target.as_deref().unwrap_or_default())
+    };
+    Ok(match (op.kind, op.method) {
+        (ResourceKind::User, Method::Post) => {
+            validate_user_body(&data())?;
+            Command::CreateUser {
+                user_id: Uuid::now_v7(),
+                body: data(),
+            }
+        }
+        (ResourceKind::User, Method::Put) => {
+            validate_user_body(&data())?;
+            Command::ReplaceUser {
+                user_id: id("User")?,
+                body: data(),
+            }
+        }
+        (ResourceKind::User, Method::Patch) => {
+            parse_patch_request(&data())?;
+            Command::PatchUser {
+                user_id: id("User")?,
+                body: data(),
+            }
+        }
+        (ResourceKind::User, Method::Delete) => Command::DeleteUser {
+            user_id: id("User")?,
+        },
+        (ResourceKind::Group, Method::Post) => {
+            normalize_group(&data())?;
+            Command::CreateGroup {
+                group_id: Uuid::now_v7(),
+                body: data(),
+            }
+        }
+        (ResourceKind::Group, Method::Put) => {
+            normalize_group(&data())?;
+            Command::ReplaceGroup {
+                group_id: id("Group")?,
+                body: data(),
+            }
+        }
+        (ResourceKind::Group, Method::Patch) => {
+            plan_group_patch(&parse_patch_request(&data())?)?;
+            Command::PatchGroup {
+                group_id: id("Group")?,
+                body: data(),
+            }
+        }
+        (ResourceKind::Group, Method::Delete) => Command::DeleteGroup {
+            group_id: id("Group")?,
+        },
+    })
+}
+
+/// One entry of the BulkResponse.
+fn result_entry(
+    method: Option<Method>,
+    bulk_id: Option<&str>,
+    location: Option<String>,
+    outcome: Result<&Outcome, &ScimError>,
+) -> Value {
+    let mut entry = json!({"method": method.map(Method::as_str).unwrap_or("POST")});
+    if let Some(b) = bulk_id {
+        entry["bulkId"] = json!(b);
+    }
+    match outcome {
+        Ok(o) => {
+            entry["status"] = json!(o.status.to_string());
+            if let Some(loc) = o.location.clone().or(location) {
+                entry["location"] = json!(loc);
+            }
+            if let Some(v) = &o.etag {
+                entry["version"] = json!(v);
+            }
+            if o.status >= 400 {
+                entry["response"] = o.body.clone().unwrap_or(Value::Null);
+            }
+        }
+        Err(e) => {
+            entry["status"] = json!(e.status.to_string());
+            if let Some(loc) = location {
+                entry["location"] = json!(loc);
+            }
+            entry["response"] = e.to_body();
+        }
+    }
+    entry
+}
+
+pub async fn bulk(
+    State(app): State<AppState>,
+    tenant: AuthedTenant,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, IngressError> {
+    let request = parse_bulk_request(&parse_body(body)?)?;
+    let request_id = request_id(&headers);
+    let base = app.config.scim_base_url(tenant.0.id);
+    let total = request.operations.len();
+    let mut results: Vec<Option<Value>> = vec![None; total];
+    let mut errors = 0usize;
+    let mut pending: Vec<(usize, Operation)> = Vec::new();
+    for (i, parsed) in request.operations.into_iter().enumerate() {
+        match parsed.operation {
+            Ok(op) => pending.push((i, op)),
+            Err(e) => {
+                results[i] = Some(result_entry(
+                    parsed.method,
+                    parsed.bulk_id.as_deref(),
+                    None,
+                    Err(&e),
+                ));
+                errors += 1;
+            }
+        }
+    }
+    let producers: HashSet<String> = pending
+        .iter()
+        .filter_map(|(_, op)| op.bulk_id.clone())
+        .collect();
+    let mut resolved: HashMap<String, String> = HashMap::new();
+    let mut failed: HashSet<String> = HashSet::new();
+
+    while !pending.is_empty() {
+        if request.fail_on_errors.is_some_and(|limit| errors >= limit) {
+            break; // RFC 7644 §3.7.3: stop; what did not run is not reported.
+        }
+        let mut ready = Vec::new();
+        let mut waiting = Vec::new();
+        for (i, op) in pending {
+            let refs: BTreeSet<String> = references(&op);
+            let broken = refs
+                .iter()
+                .find(|r| !producers.contains(*r) || failed.contains(*r));
+            if let Some(r) = broken {
+                let e = ScimError::new(
+                    409,
+                    Some(scimflow_shared::ScimType::InvalidValue),
+                    format!("bulkId {r} does not name a successful POST of this request"),
+                );
+                if let Some(b) = &op.bulk_id {
+                    failed.insert(b.clone());
+                }
+                results[i] = Some(result_entry(
+                    Some(op.method),
+                    op.bulk_id.as_deref(),
+                    None,
+                    Err(&e),
+                ));
+                errors += 1;
+            } else if refs.iter().all(|r| resolved.contains_key(r)) {
+                ready.push((i, op));
+            } else {
+                waiting.push((i, op));
+            }
+        }
+        if ready.is_empty() {
+            // Nothing can run: what waits references itself in a circle.
+            for (i, op) in waiting {
+                let e = ScimError::new(
+                    409,
+                    Some(scimflow_shared::ScimType::InvalidValue),
+                    "circular bulkId references",
+                );
+                results[i] = Some(result_entry(
+                    Some(op.method),
+                    op.bulk_id.as_deref(),
+                    None,
+                    Err(&e),
+                ));
+            }
+            break;
+        }
+        let wave = ready.into_iter().map(|(i, mut op)| {
+            substitute(&mut op, &resolved);
+            let (app, request_id, base) = (app.clone(), request_id.clone(), base.clone());
+            let tenant_id = tenant.0.id;
+            async move {
+                let location = op
+                    .target
+                    .as_ref()
+                    .map(|t| format!("{base}/{}/{t}", op.kind.endpoint()));
+                let outcome = match command(&op) {
+                    Ok(cmd) => execute(&app, tenant_id, request_id, op.version.clone(), cmd).await,
+                    Err(e) => Err(e),
+                };
+                (i, op, location, outcome)
+            }
+        });
+        for (i, op, location, outcome) in futures::future::join_all(wave).await {
+            let outcome = outcome.map_err(|e| match e {
+                IngressError::Scim(s) => s,
+                other => ScimError::unavailable(other.to_string()),
+            });
+            let ok = outcome.as_ref().is_ok_and(|o| o.status < 400);
+            if let (Some(b), Method::Post) = (&op.bulk_id, op.method) {
+                match outcome
+                    .as_ref()
+                    .ok()
+                    .filter(|_| ok)
+                    .and_then(|o| o.body.as_ref())
+                    .and_then(|b| b["id"].as_str())
+                {
+                    Some(id) => {
+                        resolved.insert(b.clone(), id.to_string());
+                    }
+                    None => {
+                        failed.insert(b.clone());
+                    }
+                }
+            }
+            if !ok {
+                errors += 1;
+            }
+            results[i] = Some(result_entry(
+                Some(op.method),
+                op.bulk_id.as_deref(),
+                location,
+                outcome.as_ref(),
+            ));
+        }
+        pending = waiting;
+    }
+
+    let operations: Vec<Value> = results.into_iter().flatten().collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": operations}),
+    ))
+}

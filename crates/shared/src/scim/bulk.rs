@@ -1,0 +1,331 @@
+//! Bulk (RFC 7644 §3.7): parsing a BulkRequest, finding the `bulkId`
+//! references between its operations, and substituting resolved ids.
+//! Pure; the ingress runs the operations.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value;
+
+use super::error::{ScimError, ScimType};
+
+pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
+/// Advertised `maxOperations`.
+pub const MAX_BULK_OPERATIONS: usize = 1000;
+/// Advertised `maxPayloadSize`, in bytes.
+pub const MAX_BULK_PAYLOAD: usize = 4 * 1024 * 1024;
+
+const BULK_ID_PREFIX: &str = "bulkId:";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    User,
+    Group,
+}
+
+impl ResourceKind {
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            ResourceKind::User => "Users",
+            ResourceKind::Group => "Groups",
+        }
+    }
+}
+
+/// One operation of a BulkRequest, checked for shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    pub method: Method,
+    pub kind: ResourceKind,
+    /// The id in the path (`/Users/{id}`), possibly `bulkId:x`.
+    pub target: Option<String>,
+    pub bulk_id: Option<String>,
+    /// `version`: an ETag, sent as If-Match.
+    pub version: Option<String>,
+    pub data: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkRequest {
+    pub fail_on_errors: Option<usize>,
+    pub operations: Vec<ParsedOperation>,
+}
+
+/// An operation as parsed: what it is, or why it cannot run (answered in
+/// its place, with what could be read of its method and bulkId).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedOperation {
+    pub method: Option<Method>,
+    pub bulk_id: Option<String>,
+    pub operation: Result<Operation, ScimError>,
+}
+
+pub fn parse_bulk_request(body: &Value) -> Result<BulkRequest, ScimError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("a BulkRequest must be a JSON object"))?;
+    let get = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let fail_on_errors = match get("failOnErrors") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) if v >= 1 => Some(v as usize),
+            _ => {
+                return Err(ScimError::invalid_value(
+                    "failOnErrors must be a positive integer",
+                ))
+            }
+        },
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "failOnErrors must be a positive integer",
+            ))
+        }
+    };
+    let ops = get("Operations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ScimError::invalid_syntax("a BulkRequest needs an Operations list"))?;
+    if ops.len() > MAX_BULK_OPERATIONS {
+        return Err(ScimError::new(
+            413,
+            Some(ScimType::TooMany),
+            format!("a bulk request may carry at most {MAX_BULK_OPERATIONS} operations"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let operations = ops
+        .iter()
+        .map(|raw| {
+            let op = parse_operation(raw);
+            let method = op.as_ref().ok().map(|o| o.method);
+            let bulk_id = raw
+                .get("bulkId")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let op = op.and_then(|o| match &o.bulk_id {
+                Some(b) if !seen.insert(b.clone()) => Err(ScimError::uniqueness(format!(
+                    "bulkId {b} is used by more than one operation"
+                ))),
+                _ => Ok(o),
+            });
+            ParsedOperation {
+                method,
+                bulk_id,
+                operation: op,
+            }
+        })
+        .collect();
+    Ok(BulkRequest {
+        fail_on_errors,
+        operations,
+    })
+}
+
+fn parse_operation(raw: &Value) -> Result<Operation, ScimError> {
+    let obj = raw
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("each bulk operation must be an object"))?;
+    let get = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let method = match get("method")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        Some("POST") => Method::Post,
+        Some("PUT") => Method::Put,
+        Some("PATCH") => Method::Patch,
+        Some("DELETE") => Method::Delete,
+        _ => {
+            return Err(ScimError::invalid_syntax(
+                "method must be POST, PUT, PATCH or DELETE",
+            ))
+        }
+    };
+    let path = get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ScimError::invalid_syntax("each bulk operation needs a path"))?;
+    let mut parts = path.trim_matches('/').splitn(2, '/');
+    let kind = match parts.next() {
+        Some(p) if p.eq_ignore_ascii_case("Users") => ResourceKind::User,
+        Some(p) if p.eq_ignore_ascii_case("Groups") => ResourceKind::Group,
+        _ => {
+            return Err(ScimError::invalid_path(format!(
+                "{path} is not /Users or /Groups"
+            )))
+        }
+    };
+    let target = parts.next().filter(|t| !t.is_empty()).map(str::to_string);
+    let bulk_id = match get("bulkId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "bulkId must be a non-empty string",
+            ))
+        }
+    };
+    let version = get("version").and_then(Value::as_str).map(str::to_string);
+    let data = get("data").filter(|d| !d.is_null()).cloned();
+    match (method, &target) {
+        (Method::Post, Some(_)) => {
+            return Err(ScimError::invalid_path(
+                "POST goes to /Users or /Groups, without an id",
+            ))
+        }
+        (Method::Post, None) if bulk_id.is_none() => {
+            return Err(ScimError::invalid_value("bulkId is required for POST"))
+        }
+        (Method::Put | Method::Patch | Method::Delete, None) => {
+            return Err(ScimError::invalid_path(format!(
+                "{} needs a resource id in its path",
+                method.as_str()
+            )))
+        }
+        _ => {}
+    }
+    if method != Method::Delete && data.is_none() {
+        return Err(ScimError::invalid_syntax(format!(
+            "{} needs data",
+            method.as_str()
+        )));
+    }
+    Ok(Operation {
+        method,
+        kind,
+        target,
+        bulk_id,
+        version,
+        data,
+    })
+}
+
+/// The bulkIds an operation refers to, in its path and anywhere in its
+/// data (`"value": "bulkId:qwerty"`).
+pub fn references(op: &Operation) -> BTreeSet<String> {
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::String(s) => {
+                if let Some(id) = s.strip_prefix(BULK_ID_PREFIX) {
+                    out.insert(id.to_string());
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(m) => m.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    if let Some(t) = &op.target {
+        walk(&Value::String(t.clone()), &mut out);
+    }
+    if let Some(d) = &op.data {
+        walk(d, &mut out);
+    }
+    out
+}
+
+/// Replace every `bulkId:x` with the id the referenced POST created.
+pub fn substitute(op: &mut Operation, resolved: &HashMap<String, String>) {
+    fn walk(v: &mut Value, resolved: &HashMap<String, String>) {
+        match v {
+            Value::String(s) => {
+                if let Some(id) = s.strip_prefix(BULK_ID_PREFIX).and_then(|b| resolved.get(b)) {
+                    *s = id.clone();
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, resolved)),
+            Value::Object(m) => m.values_mut().for_each(|i| walk(i, resolved)),
+            _ => {}
+        }
+    }
+    if let Some(t) = &mut op.target {
+        let mut v = Value::String(t.clone());
+        walk(&mut v, resolved);
+        if let Value::String(s) = v {
+            *t = s;
+        }
+    }
+    if let Some(d) = &mut op.data {
+        walk(d, resolved);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_operations_and_references() {
+        let body = json!({"schemas": [BULK_REQUEST_SCHEMA], "failOnErrors": 1, "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "u1", "data": {"userName": "a@x.com"}},
+            {"method": "POST", "path": "/Groups", "bulkId": "g1", "data": {"displayName": "G", "members": [{"value": "bulkId:u1"}]}},
+            {"method": "PATCH", "path": "/Users/bulkId:u1", "data": {"Operations": []}},
+            {"method": "DELETE", "path": "/Users/abc"},
+            {"method": "POST", "path": "/Users", "data": {}},
+            {"method": "GET", "path": "/Users"},
+            {"method": "POST", "path": "/Users", "bulkId": "u1", "data": {}},
+            {"method": "PUT", "path": "/Things/1", "data": {}}
+        ]});
+        let req = parse_bulk_request(&body).unwrap();
+        assert_eq!(req.fail_on_errors, Some(1));
+        let ok: Vec<bool> = req.operations.iter().map(|p| p.operation.is_ok()).collect();
+        assert_eq!(ok, vec![true, true, true, true, false, false, false, false]);
+        let group = req.operations[1].operation.as_ref().unwrap();
+        assert_eq!(references(group), BTreeSet::from(["u1".to_string()]));
+        let patch = req.operations[2].operation.as_ref().unwrap();
+        assert_eq!(references(patch), BTreeSet::from(["u1".to_string()]));
+
+        let mut g = group.clone();
+        substitute(
+            &mut g,
+            &HashMap::from([("u1".to_string(), "id-1".to_string())]),
+        );
+        assert_eq!(g.data.unwrap()["members"][0]["value"], "id-1");
+        let mut p = patch.clone();
+        substitute(
+            &mut p,
+            &HashMap::from([("u1".to_string(), "id-1".to_string())]),
+        );
+        assert_eq!(p.target.as_deref(), Some("id-1"));
+    }
+
+    #[test]
+    fn refuses_oversized_and_malformed_requests() {
+        let many = json!({"Operations": vec![json!({"method": "DELETE", "path": "/Users/x"}); MAX_BULK_OPERATIONS + 1]});
+        assert_eq!(parse_bulk_request(&many).unwrap_err().status, 413);
+        assert_eq!(parse_bulk_request(&json!({})).unwrap_err().status, 400);
+        assert_eq!(
+            parse_bulk_request(&json!({"Operations": [], "failOnErrors": 0}))
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+}
