@@ -8,4 +8,5 @@ mod crash;
 mod entra;
 mod groups;
 mod okta;
+mod protocol;
 mod tenants;

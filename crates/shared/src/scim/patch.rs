@@ -826,4 +826,61 @@ mod tests {
             }
         }
     }
+
+    /// A deterministic fuzz: every PATCH path form, mutated byte by byte,
+    /// with values of every JSON shape, applied to a full user. Whatever
+    /// happens must be an answer, never a panic.
+    #[test]
+    fn mutated_patches_never_panic() {
+        let paths = [
+            "emails[type eq \"work\"].value",
+            "name.givenName",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+            "roles[primary eq \"True\"].value",
+            "addresses[type eq \"work\" and primary eq true].streetAddress",
+            "members[value eq \"x\"]",
+        ];
+        let values = [
+            json!(null),
+            json!("s"),
+            json!(1),
+            json!(true),
+            json!([]),
+            json!([{"value": "v", "primary": "True"}, "x", 3]),
+            json!({"givenName": null, "value": "x", "sub": {"deep": [1]}}),
+        ];
+        let mut doc = base();
+        doc["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+            json!({"manager": {"value": "m"}});
+        let mut cases = 0;
+        for path in paths {
+            let bytes = path.as_bytes();
+            for i in 0..bytes.len() {
+                for b in [b'[', b']', b'.', b':', b'"', b' ', b'x'] {
+                    let mut m = bytes.to_vec();
+                    m[i] = b;
+                    let mutated = String::from_utf8_lossy(&m).to_string();
+                    for op in ["add", "Replace", "remove"] {
+                        for v in &values {
+                            cases += 1;
+                            let _ = patch(
+                                doc.clone(),
+                                json!([{"op": op, "path": mutated, "value": v}]),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for v in &values {
+            for op in ["add", "replace"] {
+                cases += 1;
+                let _ = patch(
+                    doc.clone(),
+                    json!([{"op": op, "value": {"name.givenName": v, "emails": v, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": v}}]),
+                );
+            }
+        }
+        assert!(cases > 5000, "{cases} cases");
+    }
 }

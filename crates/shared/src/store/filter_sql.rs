@@ -566,4 +566,25 @@ mod tests {
             );
         }
     }
+
+    /// Every filter the parser accepts translates or is refused; none
+    /// panics. Mutations of a rich filter, against both resource types.
+    #[test]
+    fn mutated_filters_translate_or_refuse_without_panicking() {
+        let seed = r#"emails[type eq "work" and value co "@x"] or (name.familyName sw "a" and not (active eq true)) or members eq "1" or meta.created gt "2020-01-01T00:00:00Z""#;
+        let bytes = seed.as_bytes();
+        let mut translated = 0;
+        for i in 0..bytes.len() {
+            for b in [b'(', b')', b'[', b']', b'"', b' ', b'.', b'x'] {
+                let mut m = bytes.to_vec();
+                m[i] = b;
+                if let Ok(f) = crate::scim::filter::parse_filter(&String::from_utf8_lossy(&m)) {
+                    let _ = user_condition(&f);
+                    let _ = group_condition(&f);
+                    translated += 1;
+                }
+            }
+        }
+        assert!(translated > 100, "{translated}");
+    }
 }
