@@ -46,6 +46,8 @@ pub enum TenantCmd {
         tenant: Uuid,
         #[arg(long, value_delimiter = ',')]
         features: Vec<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -188,9 +190,13 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        TenantCmd::SetFeatures { tenant, features } => {
+        TenantCmd::SetFeatures {
+            tenant,
+            features,
+            json,
+        } => {
             let features = parse_features(&features)?;
-            let shown = features.join(",");
+            let shown = features.clone();
             with_db(move |conn, _| {
                 if !tenants::set_features(conn, tenant, &features)? {
                     bail!("no tenant {tenant}");
@@ -198,7 +204,11 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
                 Ok(())
             })
             .await?;
-            println!("tenant {tenant} features: [{shown}]");
+            if json {
+                println!("{}", json!({"tenant_id": tenant, "features": shown}));
+            } else {
+                println!("tenant {tenant} features: [{}]", shown.join(","));
+            }
             Ok(())
         }
     }

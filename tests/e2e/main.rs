@@ -9,4 +9,5 @@ mod entra;
 mod groups;
 mod okta;
 mod protocol;
+mod rules;
 mod tenants;

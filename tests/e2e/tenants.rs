@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::common::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t3_a_second_tenants_token_gets_nothing_of_the_first() {
+async fn t1_t2_t3_a_second_tenants_token_gets_nothing_of_the_first() {
     let stack = Stack::start("tenants").await;
     let first = stack.tenant("");
     let second = stack.tenant("");
