@@ -80,6 +80,145 @@ pub enum UserCmd {
 }
 
 #[derive(Subcommand)]
+pub enum DlqCmd {
+    /// Dead letters still open or being replayed (all with --all).
+    List {
+        #[arg(long)]
+        tenant: Option<Uuid>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter: reason, origin, payload and every action taken.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters back through the normal path, once. Later dead
+    /// letters of the same resource are replayed with them, in order.
+    Replay {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, requires = "all")]
+        tenant: Option<Uuid>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give up on a dead letter; its resource's later commands flow again.
+    Discard {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Who an operator action is recorded as.
+fn actor() -> String {
+    std::env::var("SCIMFLOW_OPERATOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "cli".into())
+}
+
+pub async fn dlq(cmd: DlqCmd) -> anyhow::Result<()> {
+    use scimflow_shared::store::dead_letters;
+    match cmd {
+        DlqCmd::List { tenant, all, json } => {
+            let rows = with_db(move |conn, _| Ok(dead_letters::list(conn, tenant, all)?)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else if rows.is_empty() {
+                println!("no dead letters");
+            } else {
+                for r in rows {
+                    println!(
+                        "{:>6}  {:<9}  {}  tenant={}  key={}  {}",
+                        r.id,
+                        r.status,
+                        r.created_at.format("%Y-%m-%d %H:%M:%S"),
+                        r.tenant_id
+                            .map(|t| t.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        r.kafka_key.as_deref().unwrap_or("-"),
+                        r.reason
+                    );
+                }
+            }
+            Ok(())
+        }
+        DlqCmd::Show { id, json } => {
+            let (row, actions) = with_db(move |conn, _| {
+                dead_letters::find(conn, id)?.ok_or_else(|| anyhow::anyhow!("no dead letter {id}"))
+            })
+            .await?;
+            let payload: Value = serde_json::from_slice(&row.payload).unwrap_or_else(|_| {
+                Value::String(String::from_utf8_lossy(&row.payload).into_owned())
+            });
+            let shown = json!({"dead_letter": row, "payload": payload, "actions": actions});
+            if json {
+                println!("{shown}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            }
+            Ok(())
+        }
+        DlqCmd::Replay {
+            id,
+            all,
+            tenant,
+            json,
+        } => {
+            let who = actor();
+            let done = with_db(move |conn, _| {
+                let ids = id.map(|i| vec![i]);
+                Ok(dead_letters::replay(
+                    conn,
+                    if all { None } else { ids.as_deref() },
+                    tenant,
+                    &who,
+                )?)
+            })
+            .await?;
+            print_resolution(&done, json)
+        }
+        DlqCmd::Discard { id, reason, json } => {
+            let who = actor();
+            let done =
+                with_db(move |conn, _| Ok(dead_letters::discard(conn, id, &reason, &who)?)).await?;
+            print_resolution(&done, json)
+        }
+    }
+}
+
+fn print_resolution(
+    done: &scimflow_shared::store::dead_letters::Resolution,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(done)?);
+        return Ok(());
+    }
+    for id in &done.replayed {
+        println!("dead letter {id}: replayed (queued back onto the command topic)");
+    }
+    for id in &done.discarded {
+        println!("dead letter {id}: discarded");
+    }
+    for (id, why) in &done.skipped {
+        println!("dead letter {id}: skipped, {why}");
+    }
+    if done.replayed.is_empty() && done.discarded.is_empty() && done.skipped.is_empty() {
+        println!("nothing to do");
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
 pub enum ConfigCmd {
     /// Validate the environment's configuration.
     Check,

@@ -35,6 +35,9 @@ enum Cmd {
     /// Manage users outside SCIM (manual provisioning).
     #[command(subcommand)]
     User(cli::UserCmd),
+    /// Inspect, replay and discard dead-lettered commands.
+    #[command(subcommand)]
+    Dlq(cli::DlqCmd),
     /// Check the configuration and print it (without secrets).
     #[command(subcommand)]
     Config(cli::ConfigCmd),
@@ -106,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Processor => scimflow_processor::run(Config::from_env()?, shutdown_signal()).await,
         Cmd::Tenant(cmd) => cli::tenant(cmd).await,
         Cmd::User(cmd) => cli::user(cmd).await,
+        Cmd::Dlq(cmd) => cli::dlq(cmd).await,
         Cmd::Config(cmd) => cli::config(cmd),
     }
 }

@@ -51,6 +51,7 @@ where
 pub struct Stack {
     pub name: String,
     pub db_url: String,
+    pub kafka: String,
     pub http_port: u16,
     pub logs: PathBuf,
     pub env: Vec<(String, String)>,
@@ -97,6 +98,7 @@ impl Stack {
         Stack {
             name,
             db_url,
+            kafka,
             http_port,
             logs,
             env,
@@ -154,6 +156,129 @@ impl Stack {
         let child = self.spawn("processor", &format!("processor{i}"));
         self.processors.push(Some(child));
         i
+    }
+
+    /// SIGTERM a processor and wait for it to finish its batch and leave.
+    pub fn stop_processor(&mut self, i: usize) {
+        if let Some(mut child) = self.processors.get_mut(i).and_then(Option::take) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// The topic prefix of this stack.
+    pub fn prefix(&self) -> String {
+        self.name.replace('_', "-")
+    }
+
+    /// Wait until the outbox relay has published everything committed.
+    pub async fn outbox_drained(&self) {
+        eventually("the outbox to drain", Duration::from_secs(120), || {
+            let n = self.count("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL");
+            async move { (n == 0).then_some(()) }
+        })
+        .await;
+    }
+
+    /// Every message on `topic` up to its current end, in partition order.
+    pub fn read_topic(&self, topic: &str) -> Vec<TopicMessage> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::{Headers, Message};
+        use rdkafka::{Offset, TopicPartitionList};
+
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka)
+            .set("group.id", "scimflow-tests")
+            .set("enable.auto.commit", "false")
+            .set("broker.address.family", "v4")
+            .create()
+            .expect("test consumer");
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .expect("metadata");
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = std::collections::HashMap::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, p.id(), timeout)
+                    .expect("watermarks");
+                if high > low {
+                    tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
+                        .expect("tpl");
+                    ends.insert(p.id(), high);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if ends.is_empty() {
+            return out;
+        }
+        consumer.assign(&tpl).expect("assign");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut read = std::collections::HashSet::new();
+        while !ends.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out reading {topic}"
+            );
+            let Some(msg) = consumer.poll(Duration::from_millis(500)) else {
+                continue;
+            };
+            let msg = msg.expect("message");
+            let headers = msg
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_string(),
+                                String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            // A broker may hand a batch back twice on a re-fetch; an offset
+            // is one message, however often it is read.
+            if !read.insert((msg.partition(), msg.offset())) {
+                continue;
+            }
+            out.push(TopicMessage {
+                partition: msg.partition(),
+                offset: msg.offset(),
+                key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                headers,
+            });
+            if ends
+                .get(&msg.partition())
+                .is_some_and(|h| msg.offset() + 1 >= *h)
+            {
+                ends.remove(&msg.partition());
+            }
+        }
+        out
+    }
+
+    /// Put raw bytes on a topic, as a misbehaving producer would.
+    pub async fn produce_raw(&self, topic: &str, key: &str, payload: &[u8]) {
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka)
+            .set("broker.address.family", "v4")
+            .create()
+            .expect("test producer");
+        producer
+            .send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
     }
 
     /// SIGKILL a processor: no shutdown, no commit, nothing flushed.
@@ -247,6 +372,62 @@ impl Drop for Stack {
             let _ = child.wait();
         }
     }
+}
+
+/// A message read back from a topic.
+#[derive(Debug, Clone)]
+pub struct TopicMessage {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl TopicMessage {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload).unwrap_or(Value::Null)
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Check the change topic: for every resource, events with sequences
+/// 1..=n, each once, in order. Returns the number of events.
+pub fn assert_one_event_per_change(
+    events: &[TopicMessage],
+    versions: &std::collections::HashMap<String, i64>,
+) -> usize {
+    let mut seen: std::collections::HashMap<String, Vec<i64>> = std::collections::HashMap::new();
+    let mut partition_of: std::collections::HashMap<String, i32> = std::collections::HashMap::new();
+    for e in events {
+        let v = e.json();
+        let id = v["resource_id"].as_str().unwrap_or_default().to_string();
+        let key = format!("{}/{id}", v["tenant_id"].as_str().unwrap_or_default());
+        assert_eq!(
+            e.key.as_deref(),
+            Some(key.as_str()),
+            "keyed by tenant and resource"
+        );
+        let first = *partition_of.entry(id.clone()).or_insert(e.partition);
+        assert_eq!(first, e.partition, "one resource, one partition");
+        seen.entry(id)
+            .or_default()
+            .push(v["sequence"].as_i64().unwrap_or(-1));
+    }
+    for (id, version) in versions {
+        let got = seen.get(id).cloned().unwrap_or_default();
+        assert_eq!(
+            got,
+            (1..=*version).collect::<Vec<_>>(),
+            "events of {id}: one per committed change, in order"
+        );
+    }
+    events.len()
 }
 
 /// A tenant's SCIM endpoint and token, with an HTTP client.

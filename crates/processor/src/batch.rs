@@ -6,7 +6,7 @@
 //! the dead letters are written in the same transaction as the effects; the
 //! caller commits Kafka offsets only after this transaction commits (P1).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use diesel::{Connection, PgConnection};
 use uuid::Uuid;
@@ -14,9 +14,9 @@ use uuid::Uuid;
 use scimflow_shared::bus::{headers, Topics};
 use scimflow_shared::command::{CommandEnvelope, Outcome, ENVELOPE_VERSION};
 use scimflow_shared::store::commands::{
-    enqueue_message, find_outcomes, keys_with_open_dead_letters, record_dead_letter,
-    record_outcome, NewDeadLetter,
+    enqueue_message, find_outcomes, record_dead_letter, record_outcome, NewDeadLetter,
 };
+use scimflow_shared::store::dead_letters::{holds, mark_replayed, Hold};
 use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::store::StoreError;
 use scimflow_shared::ScimError;
@@ -77,9 +77,7 @@ pub fn run_batch(
             .map(|o| (o.command_id, o))
             .collect();
         let keys: Vec<String> = batch.iter().filter_map(|m| m.key.clone()).collect();
-        let mut held: HashSet<String> = keys_with_open_dead_letters(conn, &keys)?
-            .into_iter()
-            .collect();
+        let mut held: HashMap<String, Hold> = holds(conn, &keys)?;
         let mut tenants: HashMap<Uuid, Option<TenantRow>> = HashMap::new();
         let mut out = Vec::with_capacity(batch.len());
 
@@ -93,12 +91,29 @@ pub fn run_batch(
                     continue;
                 }
             };
+            // A replay lets its own command through a held key, in order.
+            let replay = match msg.key.as_ref().and_then(|k| held.get_mut(k)) {
+                Some(hold) => match hold.replaying.iter().position(|id| *id == env.command_id) {
+                    Some(i) => {
+                        hold.replaying.remove(i);
+                        mark_replayed(conn, env.command_id)?;
+                        true
+                    }
+                    None => false,
+                },
+                None => false,
+            };
             if let Some(outcome) = done.get(&env.command_id) {
                 out.push(Disposition::Answered(outcome.clone()));
                 continue;
             }
             // P2: nothing for a resource overtakes its dead letter.
-            if msg.key.as_ref().is_some_and(|k| held.contains(k)) {
+            let is_held = msg
+                .key
+                .as_ref()
+                .and_then(|k| held.get(k))
+                .is_some_and(|h| h.open || !h.replaying.is_empty());
+            if is_held && !replay {
                 let reason = "held: an earlier command for the same resource is dead-lettered";
                 out.push(dead_letter(
                     conn,
@@ -180,7 +195,7 @@ fn dead_letter(
     env: Option<&CommandEnvelope>,
     tenant_id: Option<Uuid>,
     reason: &str,
-    held: &mut HashSet<String>,
+    held: &mut HashMap<String, Hold>,
 ) -> Result<Disposition, StoreError> {
     let command_id = env.map(|e| e.command_id);
     let attempts = settings.attempt as i32 + 1;
@@ -216,7 +231,7 @@ fn dead_letter(
         ],
     )?;
     if let Some(k) = &msg.key {
-        held.insert(k.clone());
+        held.entry(k.clone()).or_default().open = true;
     }
     tracing::warn!(
         dead_letter_id = id,

@@ -1,6 +1,6 @@
 //! The consume → apply → reply → commit loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use scimflow_shared::store::{self, PgPool};
 use scimflow_shared::ScimError;
 
 use crate::batch::{run_batch, BatchSettings, Disposition, Inbound};
-use crate::{pause_unless_shutdown, relay};
+use crate::relay;
 
 /// Failed attempts of one batch before commands that keep failing with a
 /// database error are dead-lettered one by one instead.
@@ -60,46 +60,61 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
 
     let relay = tokio::spawn(relay::run(
         config.database_url.clone(),
+        config.kafka_brokers.clone(),
         producer.clone(),
         shutdown.clone(),
     ));
     tracing::info!(group = %config.consumer_group, topic = %topics.commands(), "processor started");
 
     let topics = Arc::new(topics);
+    // Messages received while a batch was being retried: processed next, in
+    // order, before anything newer.
+    let mut carry: VecDeque<Received> = VecDeque::new();
     loop {
-        let first = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => break,
-            m = consumer.recv() => m,
-        };
-        let first = match first {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka receive error");
-                continue;
+        let mut batch: Vec<Received> = Vec::new();
+        while batch.len() < config.batch_max {
+            match carry.pop_front() {
+                Some(r) => batch.push(r),
+                None => break,
             }
-        };
-        let mut messages = vec![first];
+        }
+        if batch.is_empty() {
+            let first = tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                m = consumer.recv() => m,
+            };
+            match first {
+                Ok(m) => batch.push(Received::from(&m)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka receive error");
+                    continue;
+                }
+            }
+        }
         let linger_until = tokio::time::Instant::now() + config.batch_linger;
-        while messages.len() < config.batch_max {
+        while batch.len() < config.batch_max {
             match tokio::time::timeout_at(linger_until, consumer.recv()).await {
-                Ok(Ok(m)) => messages.push(m),
+                Ok(Ok(m)) => batch.push(Received::from(&m)),
                 Ok(Err(e)) => tracing::warn!(error = %e, "kafka receive error"),
                 Err(_) => break,
             }
         }
-        let inbound: Vec<Inbound> = messages.iter().map(to_inbound).collect();
-        let reply_to: Vec<Option<String>> = messages
-            .iter()
-            .map(|m| bus::header(m.headers(), headers::REPLY_TO))
-            .collect();
-
-        let Some(dispositions) =
-            apply_with_retries(&pool, &topics, inbound.clone(), &mut shutdown).await
+        let inbound: Vec<Inbound> = batch.iter().map(|r| r.inbound.clone()).collect();
+        let Some(dispositions) = apply_with_retries(
+            &consumer,
+            &pool,
+            &topics,
+            inbound.clone(),
+            &mut shutdown,
+            &mut carry,
+        )
+        .await
         else {
             // Shutting down mid-retry: nothing committed, nothing acknowledged;
             // the next owner of these partitions starts from the same offsets.
             break;
         };
+        let reply_to: Vec<Option<String>> = batch.iter().map(|r| r.reply_to.clone()).collect();
         send_replies(&producer, &reply_to, &dispositions);
         commit(&consumer, &inbound);
     }
@@ -107,6 +122,21 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     consumer.unsubscribe();
     let _ = relay.await;
     Ok(())
+}
+
+/// A command as received, owned, with the reply topic from its headers.
+struct Received {
+    inbound: Inbound,
+    reply_to: Option<String>,
+}
+
+impl From<&BorrowedMessage<'_>> for Received {
+    fn from(m: &BorrowedMessage<'_>) -> Self {
+        Received {
+            inbound: to_inbound(m),
+            reply_to: bus::header(m.headers(), headers::REPLY_TO),
+        }
+    }
 }
 
 /// Logs partition assignments: which processor owns which partitions is
@@ -145,12 +175,18 @@ fn to_inbound(m: &BorrowedMessage<'_>) -> Inbound {
 }
 
 /// Apply a batch, retrying database failures with exponential backoff and
-/// jitter. Returns `None` only when asked to shut down before it succeeded.
+/// jitter. Between attempts the assigned partitions are paused and the
+/// consumer keeps polling, so a long outage does not exceed
+/// `max.poll.interval.ms` and evict this member; anything already fetched
+/// is kept, in order, in `carry`. Returns `None` only when asked to shut
+/// down before the batch succeeded.
 async fn apply_with_retries(
+    consumer: &StreamConsumer<GroupContext>,
     pool: &PgPool,
     topics: &Arc<Topics>,
     batch: Vec<Inbound>,
     shutdown: &mut watch::Receiver<bool>,
+    carry: &mut VecDeque<Received>,
 ) -> Option<Vec<Disposition>> {
     let batch = Arc::new(batch);
     let mut backoff = ExponentialBackoff {
@@ -160,7 +196,8 @@ async fn apply_with_retries(
         ..ExponentialBackoff::default()
     };
     let mut attempt: u32 = 0;
-    loop {
+    let mut paused: Option<TopicPartitionList> = None;
+    let result = loop {
         let (pool, topics, batch2) = (pool.clone(), topics.clone(), batch.clone());
         let result = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
@@ -176,7 +213,7 @@ async fn apply_with_retries(
         })
         .await;
         match result {
-            Ok(Ok(dispositions)) => return Some(dispositions),
+            Ok(Ok(dispositions)) => break Some(dispositions),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, attempt, size = batch.len(), "batch failed; retrying");
                 // A lost connection is not the commands' fault: keep retrying
@@ -190,11 +227,33 @@ async fn apply_with_retries(
                 attempt += 1;
             }
         }
+        if paused.is_none() {
+            if let Ok(assignment) = consumer.assignment() {
+                if let Err(e) = consumer.pause(&assignment) {
+                    tracing::warn!(error = %e, "could not pause partitions");
+                }
+                paused = Some(assignment);
+            }
+        }
         let wait = backoff.next_backoff().unwrap_or(Duration::from_secs(5));
-        if pause_unless_shutdown(shutdown, wait).await {
-            return None;
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return None,
+                _ = tokio::time::sleep_until(until) => break,
+                m = consumer.recv() => match m {
+                    Ok(m) => carry.push_back(Received::from(&m)),
+                    Err(e) => tracing::warn!(error = %e, "kafka receive error while retrying"),
+                },
+            }
+        }
+    };
+    if let Some(assignment) = paused {
+        if let Err(e) = consumer.resume(&assignment) {
+            tracing::warn!(error = %e, "could not resume partitions");
         }
     }
+    result
 }
 
 fn send_replies(

@@ -2,9 +2,13 @@
 //! the order they were written, then marks them published.
 //!
 //! One relay publishes at a time across all processors (a PostgreSQL
-//! session advisory lock), which keeps per-key order. Delivery is at least
-//! once: a crash between publishing and marking republishes the last
-//! rows, and consumers deduplicate by `event_id` (docs/events.md).
+//! session advisory lock), which keeps per-key order. Each message carries
+//! its outbox row id in a header. A relay that crashes after publishing and
+//! before marking leaves at most one batch published but unmarked, at the
+//! tail of its partitions; the next relay to take the lock reads those
+//! tails first and marks what it finds instead of publishing it again, so
+//! each row is published once (without Kafka transactions, which tansu
+//! lacks).
 
 use std::time::Duration;
 
@@ -28,17 +32,20 @@ enum RelayError {
     Task(#[from] tokio::task::JoinError),
     #[error("relay connection lost")]
     ConnectionLost,
+    #[error("could not read the ends of the change topics to recover")]
+    Recovery,
 }
 
 const BATCH: i64 = 1000;
 
 pub async fn run(
     database_url: String,
+    brokers: String,
     producer: FutureProducer,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = lead(&database_url, &producer, &mut shutdown).await {
+        if let Err(e) = lead(&database_url, &brokers, &producer, &mut shutdown).await {
             tracing::warn!(error = %e, "outbox relay interrupted; retrying");
         }
         if pause_unless_shutdown(&mut shutdown, Duration::from_secs(1)).await {
@@ -51,6 +58,7 @@ pub async fn run(
 /// connection fails or we shut down.
 async fn lead(
     database_url: &str,
+    brokers: &str,
     producer: &FutureProducer,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
@@ -63,6 +71,22 @@ async fn lead(
     let Some(conn) = conn else {
         return Ok(()); // another processor relays; stand by
     };
+    let (conn, recovered) = {
+        let brokers = brokers.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn;
+            let recovered = recover(&mut conn, &brokers);
+            (conn, recovered)
+        })
+        .await?
+    };
+    let recovered = recovered?;
+    if recovered > 0 {
+        tracing::info!(
+            recovered,
+            "outbox rows found already published by the previous relay"
+        );
+    }
     let mut conn = Some(conn);
     loop {
         let mut c = conn.take().ok_or(RelayError::ConnectionLost)?;
@@ -123,4 +147,73 @@ async fn publish(producer: &FutureProducer, rows: &[OutboxRow]) -> Result<(), Re
         }
     }
     Ok(())
+}
+
+/// Mark unpublished rows that are in fact on their topics already: read the
+/// last `BATCH` messages of every partition of the topics those rows go to.
+fn recover(conn: &mut PgConnection, brokers: &str) -> Result<usize, RelayError> {
+    use std::collections::{BTreeSet, HashSet};
+
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let rows = unpublished(conn, BATCH)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let pending: HashSet<i64> = rows.iter().map(|r| r.id).collect();
+    let topics: BTreeSet<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
+    let consumer: BaseConsumer = bus::standalone_consumer_config(brokers).create()?;
+    let timeout = Duration::from_secs(10);
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
+                if high > low {
+                    tpl.add_partition_offset(
+                        topic,
+                        p.id(),
+                        Offset::Offset((high - BATCH).max(low)),
+                    )?;
+                    ends.push((topic.to_string(), p.id(), high));
+                }
+            }
+        }
+    }
+    if ends.is_empty() {
+        return Ok(0);
+    }
+    consumer.assign(&tpl)?;
+    let mut found = Vec::new();
+    let mut remaining: HashSet<(String, i32)> =
+        ends.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+    let end_of: std::collections::HashMap<(String, i32), i64> =
+        ends.into_iter().map(|(t, p, h)| ((t, p), h)).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !remaining.is_empty() && std::time::Instant::now() < deadline {
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let msg = msg?;
+        let key = (msg.topic().to_string(), msg.partition());
+        if let Some(id) =
+            bus::header(msg.headers(), bus::headers::OUTBOX_ID).and_then(|v| v.parse::<i64>().ok())
+        {
+            if pending.contains(&id) {
+                found.push(id);
+            }
+        }
+        if end_of.get(&key).is_some_and(|h| msg.offset() + 1 >= *h) {
+            remaining.remove(&key);
+        }
+    }
+    if !remaining.is_empty() {
+        return Err(RelayError::Recovery);
+    }
+    mark_published(conn, &found)?;
+    Ok(found.len())
 }

@@ -54,6 +54,9 @@ pub mod headers {
     pub const REPLY_TO: &str = "scimflow-reply-to";
     pub const TENANT_ID: &str = "scimflow-tenant-id";
     pub const REQUEST_ID: &str = "scimflow-request-id";
+    /// On every message the outbox relay publishes: the outbox row's id, so
+    /// a relay taking over can tell what its predecessor already published.
+    pub const OUTBOX_ID: &str = "scimflow-outbox-id";
     pub const DLQ_REASON: &str = "scimflow-dlq-reason";
     pub const DLQ_ATTEMPTS: &str = "scimflow-dlq-attempts";
     pub const DLQ_ORIGINAL_TOPIC: &str = "scimflow-dlq-original-topic";

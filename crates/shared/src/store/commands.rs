@@ -182,20 +182,6 @@ pub fn try_relay_lock(conn: &mut PgConnection) -> Result<bool, StoreError> {
     Ok(row.locked)
 }
 
-/// Keys with an unresolved dead letter: later commands for them must not
-/// overtake it (P2).
-pub fn keys_with_open_dead_letters(
-    conn: &mut PgConnection,
-    keys: &[String],
-) -> Result<Vec<String>, StoreError> {
-    Ok(dead_letters::table
-        .filter(dead_letters::resolved_at.is_null())
-        .filter(dead_letters::kafka_key.eq_any(keys))
-        .select(dead_letters::kafka_key.assume_not_null())
-        .distinct()
-        .load(conn)?)
-}
-
 /// The oldest unpublished messages, locked so that a concurrent relay
 /// skips them.
 pub fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {

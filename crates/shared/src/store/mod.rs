@@ -3,6 +3,7 @@
 //! typed errors; no SQL text leaves this module.
 
 pub mod commands;
+pub mod dead_letters;
 pub mod filter_sql;
 pub mod groups;
 pub mod schema;

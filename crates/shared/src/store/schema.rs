@@ -70,6 +70,18 @@ diesel::table! {
         created_at -> Timestamptz,
         resolved_at -> Nullable<Timestamptz>,
         resolution -> Nullable<Text>,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    dead_letter_actions (id) {
+        id -> BigInt,
+        dead_letter_id -> BigInt,
+        action -> Text,
+        reason -> Nullable<Text>,
+        actor -> Text,
+        occurred_at -> Timestamptz,
     }
 }
 
@@ -117,4 +129,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     groups,
     group_members,
+    dead_letter_actions,
 );
