@@ -415,6 +415,15 @@ pub fn assert_one_event_per_change(
         );
         let first = *partition_of.entry(id.clone()).or_insert(e.partition);
         assert_eq!(first, e.partition, "one resource, one partition");
+        if let Some(earlier) = events.iter().find(|o| {
+            o.json()["event_id"] == v["event_id"]
+                && (o.partition, o.offset) != (e.partition, e.offset)
+        }) {
+            panic!(
+                "event {} is on the topic twice: partition {} offsets {} and {}",
+                v["event_id"], e.partition, earlier.offset, e.offset
+            );
+        }
         seen.entry(id)
             .or_default()
             .push(v["sequence"].as_i64().unwrap_or(-1));
