@@ -402,8 +402,10 @@ pub fn assert_one_event_per_change(
     events: &[TopicMessage],
     versions: &std::collections::HashMap<String, i64>,
 ) -> usize {
-    let mut seen: std::collections::HashMap<String, Vec<i64>> = std::collections::HashMap::new();
-    let mut partition_of: std::collections::HashMap<String, i32> = std::collections::HashMap::new();
+    use std::collections::HashMap;
+    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut partition_of: HashMap<String, i32> = HashMap::new();
+    let mut offset_of: HashMap<String, i64> = HashMap::new();
     for e in events {
         let v = e.json();
         let id = v["resource_id"].as_str().unwrap_or_default().to_string();
@@ -415,13 +417,11 @@ pub fn assert_one_event_per_change(
         );
         let first = *partition_of.entry(id.clone()).or_insert(e.partition);
         assert_eq!(first, e.partition, "one resource, one partition");
-        if let Some(earlier) = events.iter().find(|o| {
-            o.json()["event_id"] == v["event_id"]
-                && (o.partition, o.offset) != (e.partition, e.offset)
-        }) {
+        let event_id = v["event_id"].as_str().unwrap_or_default().to_string();
+        if let Some(earlier) = offset_of.insert(event_id.clone(), e.offset) {
             panic!(
-                "event {} is on the topic twice: partition {} offsets {} and {}",
-                v["event_id"], e.partition, earlier.offset, e.offset
+                "event {event_id} is on the topic twice: partition {} offsets {earlier} and {}",
+                e.partition, e.offset
             );
         }
         seen.entry(id)
