@@ -420,8 +420,8 @@ pub fn assert_one_event_per_change(
         let event_id = v["event_id"].as_str().unwrap_or_default().to_string();
         if let Some(earlier) = offset_of.insert(event_id.clone(), e.offset) {
             panic!(
-                "event {event_id} is on the topic twice: partition {} offsets {earlier} and {}",
-                e.partition, e.offset
+                "event {event_id} is on the topic twice: partition {} offsets {earlier} and {} (headers {:?})",
+                e.partition, e.offset, e.headers
             );
         }
         seen.entry(id)

@@ -1,23 +1,35 @@
-//! The outbox relay: publishes committed change events and dead letters in
-//! the order they were written, then marks them published.
+//! The outbox relay: publishes committed change events, dead letters and
+//! replays in the order they were written, then marks them published.
 //!
 //! One relay publishes at a time across all processors (a PostgreSQL
-//! session advisory lock), which keeps per-key order. Each message carries
-//! its outbox row id in a header. A relay that crashes after publishing and
-//! before marking leaves at most one batch published but unmarked, at the
-//! tail of its partitions; the next relay to take the lock reads those
-//! tails first and marks what it finds instead of publishing it again, so
-//! each row is published once (without Kafka transactions, which tansu
-//! lacks).
+//! session advisory lock), which keeps per-key order. Publishing a batch
+//! is: record the attempt (committed), publish and await every ack, mark
+//! published. Each message carries its outbox row id in a header.
+//!
+//! A relay that dies between publishing and marking leaves rows attempted
+//! but not marked, some of them possibly on their topics. The next relay
+//! to take the lock reads the tails of those topics and marks what it
+//! finds instead of publishing it again; for rows it does not find it
+//! waits until the dead relay's producer would have given up on them
+//! (`message.timeout.ms`), since a request already on the wire may still
+//! land. So each row is published once, without Kafka transactions (which
+//! tansu lacks).
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
+use chrono::Utc;
 use diesel::{Connection, PgConnection};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use scimflow_shared::bus;
-use scimflow_shared::store::commands::{mark_published, try_relay_lock, unpublished, OutboxRow};
+use scimflow_shared::store::commands::{
+    mark_attempted, mark_published, try_relay_lock, unpublished, OutboxRow,
+};
 use scimflow_shared::store::StoreError;
 
 use crate::pause_unless_shutdown;
@@ -30,13 +42,19 @@ enum RelayError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("relay task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-    #[error("relay connection lost")]
-    ConnectionLost,
-    #[error("could not read the ends of the change topics to recover")]
+    #[error("could not read the ends of the topics to recover")]
     Recovery,
 }
 
+/// Rows per publish; also how far back from a partition's end recovery
+/// reads, since at most one batch can be published but unmarked.
 const BATCH: i64 = 1000;
+
+/// How long after an attempt a dead relay's message may still land: the
+/// producer's `message.timeout.ms`, plus a margin.
+fn in_flight_horizon() -> chrono::Duration {
+    chrono::Duration::milliseconds(i64::from(bus::MESSAGE_TIMEOUT_MS) + 5_000)
+}
 
 pub async fn run(
     database_url: String,
@@ -54,8 +72,25 @@ pub async fn run(
     }
 }
 
-/// Take the relay lock on a dedicated connection and publish until the
-/// connection fails or we shut down.
+/// Run `f` on the relay's connection, on the blocking pool.
+async fn on<T: Send + 'static>(
+    conn: &mut Option<PgConnection>,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, RelayError> + Send + 'static,
+) -> Result<T, RelayError> {
+    let mut c = conn.take().ok_or(RelayError::Store(StoreError::Corrupt(
+        "relay connection lost".into(),
+    )))?;
+    let (c, result) = tokio::task::spawn_blocking(move || {
+        let result = f(&mut c);
+        (c, result)
+    })
+    .await?;
+    *conn = Some(c);
+    result
+}
+
+/// Take the relay lock on a dedicated connection, recover, then publish
+/// until the connection fails or we shut down.
 async fn lead(
     database_url: &str,
     brokers: &str,
@@ -63,56 +98,30 @@ async fn lead(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
     let url = database_url.to_string();
-    let conn = tokio::task::spawn_blocking(move || -> Result<Option<PgConnection>, StoreError> {
-        let mut conn = PgConnection::establish(&url)?;
+    let conn = tokio::task::spawn_blocking(move || -> Result<Option<PgConnection>, RelayError> {
+        let mut conn = PgConnection::establish(&url).map_err(StoreError::from)?;
         Ok(try_relay_lock(&mut conn)?.then_some(conn))
     })
     .await??;
-    let Some(conn) = conn else {
-        return Ok(()); // another processor relays; stand by
+    let mut conn = match conn {
+        Some(c) => Some(c),
+        None => return Ok(()), // another processor relays; stand by
     };
-    let (conn, recovered) = {
-        let brokers = brokers.to_string();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn;
-            let recovered = recover(&mut conn, &brokers);
-            (conn, recovered)
-        })
-        .await?
-    };
-    let recovered = recovered?;
-    if recovered > 0 {
-        tracing::info!(
-            recovered,
-            "outbox rows found already published by the previous relay"
-        );
-    }
-    let mut conn = Some(conn);
+    let brokers = brokers.to_string();
+    on(&mut conn, move |c| recover(c, &brokers)).await?;
     loop {
-        let mut c = conn.take().ok_or(RelayError::ConnectionLost)?;
-        let (c, rows) = tokio::task::spawn_blocking(move || {
-            let rows = unpublished(&mut c, BATCH);
-            (c, rows)
-        })
-        .await?;
-        conn = Some(c);
-        let rows = rows?;
+        let rows = on(&mut conn, |c| Ok(unpublished(c, BATCH)?)).await?;
         if rows.is_empty() {
             if pause_unless_shutdown(shutdown, Duration::from_millis(20)).await {
                 return Ok(());
             }
             continue;
         }
-        publish(producer, &rows).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut c = conn.take().ok_or(RelayError::ConnectionLost)?;
-        let (c, marked) = tokio::task::spawn_blocking(move || {
-            let marked = mark_published(&mut c, &ids);
-            (c, marked)
-        })
-        .await?;
-        conn = Some(c);
-        marked?;
+        let attempted = ids.clone();
+        on(&mut conn, move |c| Ok(mark_attempted(c, &attempted)?)).await?;
+        publish(producer, &rows).await?;
+        on(&mut conn, move |c| Ok(mark_published(c, &ids)?)).await?;
     }
 }
 
@@ -122,52 +131,70 @@ async fn lead(
 async fn publish(producer: &FutureProducer, rows: &[OutboxRow]) -> Result<(), RelayError> {
     let mut pending = Vec::with_capacity(rows.len());
     for row in rows {
-        let pairs: Vec<(String, String)> = row
+        let outbox_id = row.id.to_string();
+        let mut pairs: Vec<(&str, &str)> = row
             .headers
             .as_object()
             .map(|m| {
                 m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
                     .collect()
             })
             .unwrap_or_default();
-        let refs: Vec<(&str, &str)> = pairs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        pairs.push((bus::headers::OUTBOX_ID, &outbox_id));
         let record = FutureRecord::to(&row.topic)
             .key(&row.message_key)
             .payload(&row.payload)
-            .headers(bus::make_headers(&refs));
-        pending.push(producer.send(record, Duration::from_secs(30)));
+            .headers(bus::make_headers(&pairs));
+        pending.push(producer.send(
+            record,
+            Duration::from_millis(u64::from(bus::MESSAGE_TIMEOUT_MS)),
+        ));
     }
     for delivery in futures::future::join_all(pending).await {
-        if let Err((e, _)) = delivery {
-            return Err(RelayError::Kafka(e));
-        }
+        delivery.map_err(|(e, _)| RelayError::Kafka(e))?;
     }
     Ok(())
 }
 
-/// Mark unpublished rows that are in fact on their topics already: read the
-/// last `BATCH` messages of every partition of the topics those rows go to.
-fn recover(conn: &mut PgConnection, brokers: &str) -> Result<usize, RelayError> {
-    use std::collections::{BTreeSet, HashSet};
-
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
-    use rdkafka::{Offset, TopicPartitionList};
-
+/// Mark the rows a previous relay attempted that are on their topics
+/// already; wait for the ones that may still land.
+fn recover(conn: &mut PgConnection, brokers: &str) -> Result<(), RelayError> {
     let rows = unpublished(conn, BATCH)?;
-    if rows.is_empty() {
-        return Ok(0);
+    let in_flight: Vec<&OutboxRow> = rows.iter().filter(|r| r.attempted_at.is_some()).collect();
+    let Some(last_attempt) = in_flight.iter().filter_map(|r| r.attempted_at).max() else {
+        return Ok(());
+    };
+    let wanted: HashSet<i64> = in_flight.iter().map(|r| r.id).collect();
+    let topics: BTreeSet<&str> = in_flight.iter().map(|r| r.topic.as_str()).collect();
+    let horizon = last_attempt + in_flight_horizon();
+    loop {
+        let found = scan_tails(brokers, &topics, &wanted)?;
+        let settled = found.len() == wanted.len() || Utc::now() > horizon;
+        if settled {
+            tracing::info!(
+                attempted = wanted.len(),
+                already_published = found.len(),
+                "outbox relay took over; rows found on their topics are not published again"
+            );
+            mark_published(conn, &found.into_iter().collect::<Vec<_>>())?;
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
-    let pending: HashSet<i64> = rows.iter().map(|r| r.id).collect();
-    let topics: BTreeSet<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
+}
+
+/// The outbox ids among `wanted` found in the last `BATCH` messages of
+/// every partition of `topics`.
+fn scan_tails(
+    brokers: &str,
+    topics: &BTreeSet<&str>,
+    wanted: &HashSet<i64>,
+) -> Result<HashSet<i64>, RelayError> {
     let consumer: BaseConsumer = bus::standalone_consumer_config(brokers).create()?;
     let timeout = Duration::from_secs(10);
     let mut tpl = TopicPartitionList::new();
-    let mut ends = Vec::new();
+    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
     for topic in topics {
         let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
         for t in metadata.topics() {
@@ -179,41 +206,36 @@ fn recover(conn: &mut PgConnection, brokers: &str) -> Result<usize, RelayError> 
                         p.id(),
                         Offset::Offset((high - BATCH).max(low)),
                     )?;
-                    ends.push((topic.to_string(), p.id(), high));
+                    ends.insert((topic.to_string(), p.id()), high);
                 }
             }
         }
     }
+    let mut found = HashSet::new();
     if ends.is_empty() {
-        return Ok(0);
+        return Ok(found);
     }
     consumer.assign(&tpl)?;
-    let mut found = Vec::new();
-    let mut remaining: HashSet<(String, i32)> =
-        ends.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
-    let end_of: std::collections::HashMap<(String, i32), i64> =
-        ends.into_iter().map(|(t, p, h)| ((t, p), h)).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !remaining.is_empty() && std::time::Instant::now() < deadline {
+    while !ends.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(RelayError::Recovery);
+        }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
         let msg = msg?;
-        let key = (msg.topic().to_string(), msg.partition());
         if let Some(id) =
             bus::header(msg.headers(), bus::headers::OUTBOX_ID).and_then(|v| v.parse::<i64>().ok())
         {
-            if pending.contains(&id) {
-                found.push(id);
+            if wanted.contains(&id) {
+                found.insert(id);
             }
         }
-        if end_of.get(&key).is_some_and(|h| msg.offset() + 1 >= *h) {
-            remaining.remove(&key);
+        let key = (msg.topic().to_string(), msg.partition());
+        if ends.get(&key).is_some_and(|h| msg.offset() + 1 >= *h) {
+            ends.remove(&key);
         }
     }
-    if !remaining.is_empty() {
-        return Err(RelayError::Recovery);
-    }
-    mark_published(conn, &found)?;
-    Ok(found.len())
+    Ok(found)
 }

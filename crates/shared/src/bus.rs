@@ -88,6 +88,11 @@ pub fn header<H: Headers>(headers: Option<&H>, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// How long a producer keeps trying to deliver a message. Bounded, so a
+/// relay taking over knows when a dead predecessor's messages can no
+/// longer land.
+pub const MESSAGE_TIMEOUT_MS: u32 = 10_000;
+
 /// A durable, batching producer: acks from all in-sync replicas,
 /// idempotence (no duplicates or reordering on retry, which P2 needs), and
 /// a short linger so concurrent requests share a produce request.
@@ -98,7 +103,7 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
         .set("enable.idempotence", "true")
         .set("linger.ms", "2")
         .set("batch.num.messages", "10000")
-        .set("message.timeout.ms", "30000")
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())
         // tansu: compressed batches are not relied on; plain batches work.
         .set("compression.type", "none")
         // tansu: advertise and resolve IPv4 loopback only.

@@ -167,6 +167,7 @@ pub struct OutboxRow {
     pub message_key: String,
     pub payload: Vec<u8>,
     pub headers: Value,
+    pub attempted_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Try to become the one outbox relay: a session advisory lock, held for
@@ -191,6 +192,15 @@ pub fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>
         .limit(limit)
         .select(OutboxRow::as_select())
         .load(conn)?)
+}
+
+/// Record that publishing these rows starts now (committed before the
+/// first byte goes to the broker).
+pub fn mark_attempted(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set(outbox::attempted_at.eq(Some(chrono::Utc::now())))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {

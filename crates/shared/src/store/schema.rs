@@ -94,6 +94,7 @@ diesel::table! {
         headers -> Jsonb,
         created_at -> Timestamptz,
         published_at -> Nullable<Timestamptz>,
+        attempted_at -> Nullable<Timestamptz>,
     }
 }
 
