@@ -147,6 +147,34 @@ async fn l6_okta_group_push_rename_membership_delete() {
         .await
         .assert_error(404, None);
     assert_eq!(okta.get("/Groups").await.body["totalResults"], 0);
+
+    // P5: the group's history on its change topic, in order.
+    stack.outbox_drained().await;
+    let events = stack.read_topic(&format!("{}.group-changes", stack.prefix()));
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let v = e.json();
+            crate::common::assert_matches_schema(&v, "group-change-event.schema.json");
+            format!(
+                "{}#{}",
+                v["type"].as_str().unwrap_or_default(),
+                v["sequence"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "group.created#1",
+            "group.updated#2",
+            "group.members_added#3",
+            "group.updated#4",
+            "group.updated#5",
+            "group.members_removed#6",
+            "group.deleted#7",
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
