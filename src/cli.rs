@@ -40,6 +40,31 @@ pub enum TenantCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Suspend a tenant: its token gets 401 and its queued commands are
+    /// held (not dropped) until it is resumed.
+    Suspend {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a suspended tenant and apply what was held, in order.
+    Resume {
+        #[arg(long)]
+        tenant: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a tenant: revoke its token and purge its data. Irreversible.
+    Delete {
+        #[arg(long)]
+        tenant: Uuid,
+        /// Required: confirms the purge.
+        #[arg(long)]
+        confirm: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Replace a tenant's plan features.
     SetFeatures {
         #[arg(long)]
@@ -269,6 +294,8 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
                     features,
                     created_at: Utc::now(),
                     token_rotated_at: None,
+                    suspended_at: None,
+                    deleted_at: None,
                 };
                 tenants::insert(conn, &row)?;
                 let base = config.scim_base_url(row.id);
@@ -287,12 +314,79 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        TenantCmd::Suspend { tenant, json } => {
+            with_db(move |conn, _| {
+                if !tenants::set_suspended(conn, tenant, true)? {
+                    bail!("no tenant {tenant}");
+                }
+                Ok(())
+            })
+            .await?;
+            if json {
+                println!("{}", json!({"tenant_id": tenant, "status": "suspended"}));
+            } else {
+                println!("tenant {tenant} suspended: its token is refused and its queued commands are held");
+            }
+            Ok(())
+        }
+        TenantCmd::Resume { tenant, json } => {
+            let who = actor();
+            let done = with_db(move |conn, _| {
+                if !tenants::set_suspended(conn, tenant, false)? {
+                    bail!("no tenant {tenant}");
+                }
+                Ok(
+                    scimflow_shared::store::dead_letters::replay_held_for_suspension(
+                        conn, tenant, &who,
+                    )?,
+                )
+            })
+            .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"tenant_id": tenant, "replayed": done.replayed})
+                );
+            } else {
+                println!(
+                    "tenant {tenant} resumed; {} held command(s) replayed",
+                    done.replayed.len()
+                );
+            }
+            Ok(())
+        }
+        TenantCmd::Delete {
+            tenant,
+            confirm,
+            json,
+        } => {
+            if !confirm {
+                bail!("deleting a tenant purges all its data; pass --confirm to do it");
+            }
+            let purged = with_db(move |conn, config| {
+                let topics = scimflow_shared::bus::Topics::new(&config.topic_prefix);
+                tenants::delete(
+                    conn,
+                    tenant,
+                    &[topics.user_changes(), topics.group_changes()],
+                )?
+                .ok_or_else(|| anyhow::anyhow!("no tenant {tenant}"))
+            })
+            .await?;
+            if json {
+                println!("{}", json!({"tenant_id": tenant, "purged": purged}));
+            } else {
+                println!("tenant {tenant} deleted: {purged:?}");
+            }
+            Ok(())
+        }
         TenantCmd::List { json } => {
             let rows = with_db(|conn, config| {
                 Ok(tenants::list(conn)?
                     .into_iter()
                     .map(|t| {
-                        json!({"tenant_id": t.id, "name": t.name, "features": t.features,
+                        let status = if t.deleted_at.is_some() { "deleted" } else if t.suspended_at.is_some() { "suspended" } else { "active" };
+                        json!({"tenant_id": t.id, "name": t.name, "features": t.features, "status": status,
                                "scim_base_url": config.scim_base_url(t.id), "created_at": t.created_at,
                                "token_rotated_at": t.token_rotated_at})
                     })

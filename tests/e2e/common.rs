@@ -168,6 +168,16 @@ impl Stack {
         }
     }
 
+    /// SIGTERM the ingress and wait for it to drain and exit.
+    pub fn stop_ingress(&mut self) {
+        if let Some(mut child) = self.ingress.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
     /// The topic prefix of this stack.
     pub fn prefix(&self) -> String {
         self.name.replace('_', "-")

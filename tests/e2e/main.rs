@@ -9,6 +9,7 @@ mod dlq;
 mod entra;
 mod groups;
 mod okta;
+mod production;
 mod protocol;
 mod rules;
 mod tenants;

@@ -49,13 +49,17 @@ impl FromRequestParts<AppState> for AuthedTenant {
             .and_then(|t| Uuid::parse_str(t).ok())
             .ok_or_else(unauthorized)?;
         let hash = token::hash(&presented);
-        let lookup_hash = hash.clone();
-        let tenant = blocking(state, move |conn| {
-            tenants::find_by_token_hash(conn, &lookup_hash)
-        })
-        .await?;
+        let tenant = blocking(state, move |conn| tenants::find_by_token_hash(conn, &hash)).await?;
         match tenant {
-            Some(t) if t.id == url_tenant && token::verify(&presented, &t.token_hash) => {
+            Some(t)
+                if t.id == url_tenant
+                    && t.is_active()
+                    && token::verify(&presented, &t.token_hash) =>
+            {
+                state
+                    .limiter
+                    .take(t.id, std::time::Instant::now())
+                    .map_err(IngressError::RateLimited)?;
                 Ok(AuthedTenant(t))
             }
             _ => Err(unauthorized()),

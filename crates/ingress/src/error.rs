@@ -20,6 +20,9 @@ pub enum IngressError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Unavailable(&'static str),
+    /// The tenant is over its rate; retry after this long.
+    #[error("rate limited")]
+    RateLimited(std::time::Duration),
 }
 
 impl From<scimflow_shared::rules::roles::RoleViolation> for IngressError {
@@ -31,6 +34,19 @@ impl From<scimflow_shared::rules::roles::RoleViolation> for IngressError {
 impl IntoResponse for IngressError {
     fn into_response(self) -> Response {
         let (err, retry) = match self {
+            IngressError::RateLimited(wait) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let err = ScimError::new(
+                    429,
+                    None,
+                    format!("too many requests for this tenant; retry after {secs} s"),
+                );
+                let mut resp = scim_json(StatusCode::TOO_MANY_REQUESTS, &err.to_body());
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return resp;
+            }
             IngressError::Scim(e) => (e, false),
             IngressError::Store(e) => {
                 tracing::warn!(error = %e, "database error while serving a request");

@@ -13,6 +13,7 @@ mod bulk;
 mod discovery;
 mod error;
 mod groups;
+mod limits;
 mod replies;
 mod response;
 mod users;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub producer: FutureProducer,
     pub topics: Arc<Topics>,
     pub replies: Arc<replies::ReplyRouter>,
+    pub limiter: Arc<limits::TenantRateLimiter>,
     pub config: Arc<Config>,
 }
 
@@ -154,16 +156,22 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     let producer: FutureProducer = bus::producer_config(&config.kafka_brokers)
         .create()
         .context("creating the Kafka producer")?;
-    let replies =
-        replies::ReplyRouter::start(&config.kafka_brokers, &reply_topic, shutdown.clone())
-            .await
-            .context("starting the reply consumer")?;
+    // The reply consumer outlives the HTTP server: requests still in flight
+    // when shutdown starts get their outcomes.
+    let (replies_stop, replies_stopped) = watch::channel(false);
+    let replies = replies::ReplyRouter::start(&config.kafka_brokers, &reply_topic, replies_stopped)
+        .await
+        .context("starting the reply consumer")?;
     let addr = config.http_addr;
     let state = AppState {
         pool,
         producer,
         topics: Arc::new(topics),
         replies,
+        limiter: Arc::new(limits::TenantRateLimiter::new(
+            config.tenant_rate,
+            config.tenant_burst,
+        )),
         config: Arc::new(config),
     };
     let listener = tokio::net::TcpListener::bind(addr)
@@ -176,6 +184,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         })
         .await
         .context("serving HTTP")?;
+    let _ = replies_stop.send(true);
     tracing::info!("ingress stopped");
     Ok(())
 }

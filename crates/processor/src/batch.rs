@@ -16,7 +16,7 @@ use scimflow_shared::command::{CommandEnvelope, Outcome, ENVELOPE_VERSION};
 use scimflow_shared::store::commands::{
     enqueue_message, find_outcomes, record_dead_letter, record_outcome, NewDeadLetter,
 };
-use scimflow_shared::store::dead_letters::{holds, mark_replayed, Hold};
+use scimflow_shared::store::dead_letters::{holds, mark_replayed, Hold, TENANT_SUSPENDED};
 use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::store::StoreError;
 use scimflow_shared::ScimError;
@@ -134,7 +134,23 @@ pub fn run_batch(
                     t
                 }
             };
-            let Some(tenant) = tenant else {
+            if let Some(t) = tenant
+                .as_ref()
+                .filter(|t| t.suspended_at.is_some() && t.deleted_at.is_none())
+            {
+                // Held, not dropped: replayed when the tenant is resumed.
+                out.push(dead_letter(
+                    conn,
+                    settings,
+                    msg,
+                    Some(&env),
+                    Some(t.id),
+                    TENANT_SUSPENDED,
+                    &mut held,
+                )?);
+                continue;
+            }
+            let Some(tenant) = tenant.filter(|t| t.deleted_at.is_none()) else {
                 let outcome = Outcome::from_error(
                     env.command_id,
                     &ScimError::unauthorized("the tenant no longer exists"),

@@ -52,6 +52,12 @@ pub struct Config {
     pub batch_linger: Duration,
     /// `SCIMFLOW_CONSUMER_GROUP` (default `<prefix>.processor`).
     pub consumer_group: String,
+    /// `SCIMFLOW_TENANT_RATE` (default 2000): requests per second one tenant
+    /// may make, sustained, before it gets 429.
+    pub tenant_rate: f64,
+    /// `SCIMFLOW_TENANT_BURST` (default 4000): requests one tenant may make
+    /// at once above its rate.
+    pub tenant_burst: f64,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -139,6 +145,20 @@ impl Config {
         }
         let consumer_group =
             var("SCIMFLOW_CONSUMER_GROUP").unwrap_or_else(|| format!("{topic_prefix}.processor"));
+        let tenant_rate: f64 = parse("SCIMFLOW_TENANT_RATE", 2000.0)?;
+        let tenant_burst: f64 = parse("SCIMFLOW_TENANT_BURST", 4000.0)?;
+        for (name, v) in [
+            ("SCIMFLOW_TENANT_RATE", tenant_rate),
+            ("SCIMFLOW_TENANT_BURST", tenant_burst),
+        ] {
+            if !(v.is_finite() && v >= 1.0) {
+                return Err(ConfigError::Invalid {
+                    name,
+                    value: v.to_string(),
+                    reason: "must be a number of at least 1".into(),
+                });
+            }
+        }
         Ok(Config {
             database_url,
             db_pool_size: parse("SCIMFLOW_DB_POOL_SIZE", 16)?,
@@ -152,6 +172,8 @@ impl Config {
             batch_max,
             batch_linger: Duration::from_millis(parse("SCIMFLOW_BATCH_LINGER_MS", 5)?),
             consumer_group,
+            tenant_rate,
+            tenant_burst,
         })
     }
 

@@ -15,6 +15,8 @@ pub const OPEN: &str = "open";
 pub const REPLAYING: &str = "replaying";
 pub const REPLAYED: &str = "replayed";
 pub const DISCARDED: &str = "discarded";
+/// The reason given to commands held while their tenant is suspended.
+pub const TENANT_SUSPENDED: &str = "held: the tenant is suspended";
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = dead_letters)]
@@ -275,4 +277,22 @@ pub fn discard(
         }
         Ok(out)
     })
+}
+
+/// On resume: replay what was held while the tenant was suspended.
+pub fn replay_held_for_suspension(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    actor: &str,
+) -> Result<Resolution, StoreError> {
+    let ids: Vec<i64> = dead_letters::table
+        .filter(dead_letters::tenant_id.eq(tenant))
+        .filter(dead_letters::status.eq(OPEN))
+        .filter(dead_letters::reason.eq(TENANT_SUSPENDED))
+        .select(dead_letters::id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(Resolution::default());
+    }
+    replay(conn, Some(&ids), None, actor)
 }

@@ -9,6 +9,8 @@ diesel::table! {
         features -> Array<Text>,
         created_at -> Timestamptz,
         token_rotated_at -> Nullable<Timestamptz>,
+        suspended_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -17,9 +17,16 @@ pub struct TenantRow {
     pub features: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub token_rotated_at: Option<DateTime<Utc>>,
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl TenantRow {
+    /// May its token be used, and its commands applied?
+    pub fn is_active(&self) -> bool {
+        self.suspended_at.is_none() && self.deleted_at.is_none()
+    }
+
     pub fn plan(&self) -> PlanFeatures {
         PlanFeatures::from_names(&self.features)
     }
@@ -86,4 +93,100 @@ pub fn set_features(
         .set(tenants::features.eq(features))
         .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Suspend (true) or resume (false). Returns false when there is no such
+/// live tenant.
+pub fn set_suspended(
+    conn: &mut PgConnection,
+    id: Uuid,
+    suspended: bool,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        tenants::table
+            .find(id)
+            .filter(tenants::deleted_at.is_null()),
+    )
+    .set(tenants::suspended_at.eq(suspended.then(Utc::now)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// What deleting a tenant removed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Purged {
+    pub users: usize,
+    pub groups: usize,
+    pub history: usize,
+    pub commands: usize,
+    pub dead_letters: usize,
+}
+
+/// Delete a tenant: its token is revoked at once and all its data purged,
+/// in one transaction; a `tenant.deleted` event goes to each change topic
+/// (through the outbox) so downstream services purge theirs.
+pub fn delete(
+    conn: &mut PgConnection,
+    id: Uuid,
+    change_topics: &[String],
+) -> Result<Option<Purged>, StoreError> {
+    use super::schema::{
+        dead_letter_actions, dead_letters, group_members, groups, processed_commands, user_history,
+        users,
+    };
+    conn.transaction(|conn| {
+        let n = diesel::update(
+            tenants::table
+                .find(id)
+                .filter(tenants::deleted_at.is_null()),
+        )
+        .set((
+            tenants::deleted_at.eq(Some(Utc::now())),
+            // A hash no token has: the old token stops working.
+            tenants::token_hash.eq(format!("deleted:{id}")),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let group_ids = groups::table
+            .filter(groups::tenant_id.eq(id))
+            .select(groups::id);
+        diesel::delete(group_members::table.filter(group_members::group_id.eq_any(group_ids)))
+            .execute(conn)?;
+        let purged = Purged {
+            groups: diesel::delete(groups::table.filter(groups::tenant_id.eq(id))).execute(conn)?,
+            users: diesel::delete(users::table.filter(users::tenant_id.eq(id))).execute(conn)?,
+            history: diesel::delete(user_history::table.filter(user_history::tenant_id.eq(id)))
+                .execute(conn)?,
+            commands: diesel::delete(
+                processed_commands::table.filter(processed_commands::tenant_id.eq(id)),
+            )
+            .execute(conn)?,
+            dead_letters: {
+                let letters = dead_letters::table
+                    .filter(dead_letters::tenant_id.eq(id))
+                    .select(dead_letters::id);
+                diesel::delete(
+                    dead_letter_actions::table
+                        .filter(dead_letter_actions::dead_letter_id.eq_any(letters)),
+                )
+                .execute(conn)?;
+                diesel::delete(dead_letters::table.filter(dead_letters::tenant_id.eq(id)))
+                    .execute(conn)?
+            },
+        };
+        let event = serde_json::json!({
+            "schema_version": 1,
+            "event_id": Uuid::now_v7(),
+            "type": "tenant.deleted",
+            "tenant_id": id,
+            "occurred_at": Utc::now(),
+        });
+        let payload = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for topic in change_topics {
+            super::commands::enqueue_message(conn, topic, &id.to_string(), &payload, &[])?;
+        }
+        Ok(Some(purged))
+    })
 }
