@@ -93,6 +93,9 @@ impl Stack {
             ("SCIMFLOW_COMMAND_PARTITIONS".into(), "4".into()),
             ("SCIMFLOW_DB_POOL_SIZE".into(), "6".into()),
             ("SCIMFLOW_LOG_FORMAT".into(), "text".into()),
+            // Any free port: tests that scrape /metrics choose theirs.
+            ("SCIMFLOW_ADMIN_ADDR".into(), "127.0.0.1:0".into()),
+            ("SCIMFLOW_PROCESSOR_ADMIN_ADDR".into(), "127.0.0.1:0".into()),
             ("RUST_LOG".into(), "info,rdkafka=warn".into()),
         ];
         Stack {

@@ -308,3 +308,80 @@ async fn sigterm_of_processor_and_ingress_during_writes_loses_nothing() {
     }
     println!("sigterm: {acked_total} acknowledged writes all applied; {uncertain_total} uncertain");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_the_admin_listeners_with_sensible_values() {
+    let (ingress_admin, processor_admin) = (crate::common::free_port(), crate::common::free_port());
+    let stack = Stack::new("metrics")
+        .with_env("SCIMFLOW_ADMIN_ADDR", &format!("127.0.0.1:{ingress_admin}"))
+        .with_env(
+            "SCIMFLOW_PROCESSOR_ADMIN_ADDR",
+            &format!("127.0.0.1:{processor_admin}"),
+        )
+        .started()
+        .await;
+    let t = stack.tenant("");
+    for i in 0..5 {
+        let email = format!("m{i}@x.example");
+        assert_eq!(
+            t.post(
+                "/Users",
+                &json!({"userName": email, "emails": [{"value": email}]})
+            )
+            .await
+            .status,
+            201
+        );
+    }
+    t.get("/Users/not-a-user").await.assert_error(404, None);
+    let scrape = |port: u16| {
+        let http = stack.http.clone();
+        async move {
+            http.get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .await
+                .expect("scrape")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    let ingress = scrape(ingress_admin).await;
+    let created = format!(
+        "scimflow_http_requests_total{{method=\"POST\",route=\"/scim/v2/{{tenant_id}}/Users\",status=\"201\",tenant=\"{}\"}} 5",
+        t.id
+    );
+    assert!(ingress.contains(&created), "{created} in\n{ingress}");
+    assert!(ingress.contains("scimflow_http_request_duration_seconds_bucket"));
+    assert!(ingress.contains("status=\"404\""));
+    assert!(ingress.contains("scimflow_db_pool_connections{state=\"idle\"}"));
+    // The SCIM listener does not serve it.
+    assert_eq!(
+        stack
+            .http
+            .get(format!("{}/metrics", stack.base_url()))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        404
+    );
+    let processor = scrape(processor_admin).await;
+    for series in [
+        "scimflow_processor_batch_size_count",
+        "scimflow_processor_commands_total",
+        "scimflow_processor_batch_retries_total 0",
+        "scimflow_processor_dead_letters_total 0",
+        "scimflow_outbox_backlog",
+        "scimflow_db_pool_connections",
+    ] {
+        assert!(processor.contains(series), "{series} in\n{processor}");
+    }
+    let commands: f64 = processor
+        .lines()
+        .find(|l| l.starts_with("scimflow_processor_commands_total "))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(commands >= 5.0, "{commands}");
+}

@@ -60,6 +60,11 @@ impl FromRequestParts<AppState> for AuthedTenant {
                     .limiter
                     .take(t.id, std::time::Instant::now())
                     .map_err(IngressError::RateLimited)?;
+                if let Some(slot) = parts.extensions.get::<crate::metrics::TenantSlot>() {
+                    if let Ok(mut s) = slot.0.lock() {
+                        *s = Some(t.id);
+                    }
+                }
                 Ok(AuthedTenant(t))
             }
             _ => Err(unauthorized()),

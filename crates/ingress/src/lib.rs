@@ -14,6 +14,7 @@ mod discovery;
 mod error;
 mod groups;
 mod limits;
+mod metrics;
 mod replies;
 mod response;
 mod users;
@@ -88,6 +89,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .nest("/scim/v2/{tenant_id}", scim)
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -174,6 +179,21 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         )),
         config: Arc::new(config),
     };
+    // /metrics on its own listener, never on the SCIM one.
+    let admin = tokio::net::TcpListener::bind(state.config.admin_addr)
+        .await
+        .with_context(|| format!("binding the admin listener {}", state.config.admin_addr))?;
+    let admin_app = Router::new()
+        .route("/metrics", get(metrics::serve_metrics))
+        .with_state(state.clone());
+    let mut admin_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(admin, admin_app)
+            .with_graceful_shutdown(async move {
+                let _ = admin_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
+    });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

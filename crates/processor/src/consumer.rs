@@ -23,7 +23,7 @@ use scimflow_shared::store::{self, PgPool};
 use scimflow_shared::ScimError;
 
 use crate::batch::{run_batch, BatchSettings, Disposition, Inbound};
-use crate::relay;
+use crate::{metrics, relay};
 
 /// Failed attempts of one batch before commands that keep failing with a
 /// database error are dead-lettered one by one instead.
@@ -66,10 +66,35 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     ));
     tracing::info!(group = %config.consumer_group, topic = %topics.commands(), "processor started");
 
+    metrics::init();
+    let admin = tokio::net::TcpListener::bind(config.processor_admin_addr)
+        .await
+        .with_context(|| format!("binding the admin listener {}", config.processor_admin_addr))?;
+    let admin_pool = pool.clone();
+    let admin_app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let pool = admin_pool.clone();
+            async move {
+                scimflow_shared::metrics::observe_pool(&pool);
+                scimflow_shared::metrics::render()
+            }
+        }),
+    );
+    let mut admin_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(admin, admin_app)
+            .with_graceful_shutdown(async move {
+                let _ = admin_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
+    });
+
     let topics = Arc::new(topics);
     // Messages received while a batch was being retried: processed next, in
     // order, before anything newer.
     let mut carry: VecDeque<Received> = VecDeque::new();
+    let mut last_gauges = std::time::Instant::now();
     loop {
         let mut batch: Vec<Received> = Vec::new();
         while batch.len() < config.batch_max {
@@ -114,14 +139,55 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             // the next owner of these partitions starts from the same offsets.
             break;
         };
+        metrics::BATCH_SIZE.observe(inbound.len() as f64);
+        metrics::COMMANDS.inc_by(inbound.len() as u64);
+        let dead = dispositions
+            .iter()
+            .filter(|d| matches!(d, Disposition::DeadLettered { .. }))
+            .count();
+        metrics::DEAD_LETTERS.inc_by(dead as u64);
         let reply_to: Vec<Option<String>> = batch.iter().map(|r| r.reply_to.clone()).collect();
         send_replies(&producer, &reply_to, &dispositions);
         commit(&consumer, &inbound);
+        if last_gauges.elapsed() >= GAUGE_INTERVAL {
+            last_gauges = std::time::Instant::now();
+            observe_lag(&consumer, &pool).await;
+        }
     }
     tracing::info!("processor stopping: leaving the consumer group");
     consumer.unsubscribe();
     let _ = relay.await;
     Ok(())
+}
+
+/// How often lag and outbox backlog are measured (they cost a broker and a
+/// database round trip).
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Command topic lag per assigned partition, and the outbox backlog.
+async fn observe_lag(consumer: &StreamConsumer<GroupContext>, pool: &PgPool) {
+    if let Ok(positions) = consumer.position() {
+        for e in positions.elements() {
+            if let (Offset::Offset(pos), Ok((_, high))) = (
+                e.offset(),
+                consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500)),
+            ) {
+                metrics::LAG
+                    .with_label_values(&[&e.partition().to_string()])
+                    .set((high - pos).max(0));
+            }
+        }
+    }
+    let pool = pool.clone();
+    if let Ok(Ok(n)) =
+        tokio::task::spawn_blocking(move || -> Result<i64, scimflow_shared::store::StoreError> {
+            let mut conn = pool.get()?;
+            scimflow_shared::store::commands::outbox_backlog(&mut conn)
+        })
+        .await
+    {
+        metrics::OUTBOX_BACKLOG.set(n);
+    }
 }
 
 /// A command as received, owned, with the reply topic from its headers.
@@ -199,6 +265,7 @@ async fn apply_with_retries(
     let mut paused: Option<TopicPartitionList> = None;
     let result = loop {
         let (pool, topics, batch2) = (pool.clone(), topics.clone(), batch.clone());
+        let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
             run_batch(
@@ -213,7 +280,10 @@ async fn apply_with_retries(
         })
         .await;
         match result {
-            Ok(Ok(dispositions)) => break Some(dispositions),
+            Ok(Ok(dispositions)) => {
+                metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
+                break Some(dispositions);
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, attempt, size = batch.len(), "batch failed; retrying");
                 // A lost connection is not the commands' fault: keep retrying
@@ -227,6 +297,7 @@ async fn apply_with_retries(
                 attempt += 1;
             }
         }
+        metrics::RETRIES.inc();
         if paused.is_none() {
             if let Ok(assignment) = consumer.assignment() {
                 if let Err(e) = consumer.pause(&assignment) {

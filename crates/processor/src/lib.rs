@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod batch;
 mod consumer;
+mod metrics;
 mod relay;
 
 pub use consumer::run;

@@ -52,6 +52,12 @@ pub struct Config {
     pub batch_linger: Duration,
     /// `SCIMFLOW_CONSUMER_GROUP` (default `<prefix>.processor`).
     pub consumer_group: String,
+    /// `SCIMFLOW_ADMIN_ADDR` (default 127.0.0.1:9090): where the ingress
+    /// serves /metrics, apart from the SCIM listener.
+    pub admin_addr: SocketAddr,
+    /// `SCIMFLOW_PROCESSOR_ADMIN_ADDR` (default 127.0.0.1:9091): where the
+    /// processor serves /metrics.
+    pub processor_admin_addr: SocketAddr,
     /// `SCIMFLOW_TENANT_RATE` (default 2000): requests per second one tenant
     /// may make, sustained, before it gets 429.
     pub tenant_rate: f64,
@@ -159,8 +165,18 @@ impl Config {
                 });
             }
         }
+        let admin_addr: SocketAddr = parse(
+            "SCIMFLOW_ADMIN_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 9090)),
+        )?;
+        let processor_admin_addr: SocketAddr = parse(
+            "SCIMFLOW_PROCESSOR_ADMIN_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 9091)),
+        )?;
         Ok(Config {
             database_url,
+            admin_addr,
+            processor_admin_addr,
             db_pool_size: parse("SCIMFLOW_DB_POOL_SIZE", 16)?,
             kafka_brokers,
             topic_prefix,

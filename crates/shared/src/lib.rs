@@ -12,6 +12,7 @@
 pub mod bus;
 pub mod command;
 pub mod config;
+pub mod metrics;
 pub mod rules;
 pub mod scim;
 pub mod store;

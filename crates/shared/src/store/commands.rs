@@ -209,3 +209,11 @@ pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreE
         .execute(conn)?;
     Ok(())
 }
+
+/// How many outbox rows wait to be published.
+pub fn outbox_backlog(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::published_at.is_null())
+        .count()
+        .get_result(conn)?)
+}
