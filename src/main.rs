@@ -2,6 +2,7 @@
 //! command (migrations, tenants, manual users). Thin: it parses arguments,
 //! reads the configuration and calls into the crates.
 
+mod bench;
 mod cli;
 
 use anyhow::Context as _;
@@ -38,6 +39,8 @@ enum Cmd {
     /// Inspect, replay and discard dead-lettered commands.
     #[command(subcommand)]
     Dlq(cli::DlqCmd),
+    /// Play an IdP's initial push against a SCIM endpoint and measure it.
+    Bench(bench::BenchArgs),
     /// Check the configuration and print it (without secrets).
     #[command(subcommand)]
     Config(cli::ConfigCmd),
@@ -110,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Tenant(cmd) => cli::tenant(cmd).await,
         Cmd::User(cmd) => cli::user(cmd).await,
         Cmd::Dlq(cmd) => cli::dlq(cmd).await,
+        Cmd::Bench(args) => bench::run(args).await,
         Cmd::Config(cmd) => cli::config(cmd),
     }
 }

@@ -95,6 +95,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     // order, before anything newer.
     let mut carry: VecDeque<Received> = VecDeque::new();
     let mut last_gauges = std::time::Instant::now();
+    let mut watchdog = IdleWatchdog::default();
+    let mut watchdog_tick = tokio::time::interval(IdleWatchdog::INTERVAL);
     loop {
         let mut batch: Vec<Received> = Vec::new();
         while batch.len() < config.batch_max {
@@ -107,6 +109,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             let first = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
                 m = consumer.recv() => m,
+                _ = watchdog_tick.tick() => {
+                    watchdog.check(&consumer, &topics.commands());
+                    continue;
+                }
             };
             match first {
                 Ok(m) => batch.push(Received::from(&m)),
@@ -158,6 +164,76 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     consumer.unsubscribe();
     let _ = relay.await;
     Ok(())
+}
+
+/// Rejoins the group when this member has no partitions while commands
+/// wait on partitions whose committed offsets have not moved for a while:
+/// work nobody is doing. Real Kafka reassigns a dead member's partitions by
+/// itself; tansu 0.6 can leave a member that joined while a crashed leader
+/// was still within its session timeout with an empty assignment for good
+/// (ARCHITECTURE.md). A member with no partitions and no stuck work never
+/// rejoins, so idle spare processors cause no rebalances.
+#[derive(Default)]
+struct IdleWatchdog {
+    stuck: HashMap<i32, (i64, std::time::Instant)>,
+}
+
+impl IdleWatchdog {
+    const INTERVAL: Duration = Duration::from_secs(5);
+    /// Twice the session timeout: longer than any healthy rebalance.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    fn check(&mut self, consumer: &StreamConsumer<GroupContext>, topic: &str) {
+        let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        if assigned > 0 {
+            self.stuck.clear();
+            return;
+        }
+        let timeout = Duration::from_millis(500);
+        let Ok(metadata) = consumer.fetch_metadata(Some(topic), timeout) else {
+            return;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                tpl.add_partition(topic, p.id());
+            }
+        }
+        let Ok(committed) = consumer.committed_offsets(tpl, timeout) else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let mut abandoned = false;
+        for e in committed.elements() {
+            let Ok((low, high)) = consumer.fetch_watermarks(topic, e.partition(), timeout) else {
+                continue;
+            };
+            let at = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            if at >= high {
+                self.stuck.remove(&e.partition());
+                continue;
+            }
+            let since = self.stuck.entry(e.partition()).or_insert((at, now));
+            if since.0 != at {
+                *since = (at, now);
+            } else if now.duration_since(since.1) > Self::PATIENCE {
+                abandoned = true;
+            }
+        }
+        if abandoned {
+            tracing::warn!(
+                "commands wait on partitions nobody consumes; rejoining the consumer group"
+            );
+            self.stuck.clear();
+            consumer.unsubscribe();
+            if let Err(e) = consumer.subscribe(&[topic]) {
+                tracing::error!(error = %e, "could not rejoin the consumer group");
+            }
+        }
+    }
 }
 
 /// How often lag and outbox backlog are measured (they cost a broker and a

@@ -265,10 +265,14 @@ fn resource_outcome(
     status: u16,
 ) -> Result<Outcome, ApplyError> {
     let mut view: UserView = row.view()?;
-    view.groups = group_store::groups_of_users(conn, &[row.id])?
-        .into_iter()
-        .map(|(_, id, name)| (id, name))
-        .collect();
+    // A user created just now is in no group: skip the query on the
+    // hottest write.
+    if row.version > 1 {
+        view.groups = group_store::groups_of_users(conn, &[row.id])?
+            .into_iter()
+            .map(|(_, id, name)| (id, name))
+            .collect();
+    }
     let body = view.render(&ctx.envelope.base_url);
     Ok(Outcome {
         command_id: ctx.envelope.command_id,

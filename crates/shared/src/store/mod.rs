@@ -127,15 +127,19 @@ where
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         count: i64,
     }
-    let mut count_sql = SqlFragment::default();
-    count_sql.push(&format!("SELECT count(*) AS count FROM {table} WHERE "));
-    count_sql.append(where_sql.clone());
-    let total = count_sql.into_query().get_result::<Count>(conn)?.count;
-    if params.count == 0 || total < params.start_index {
-        return Ok((total, Vec::new()));
+    let count =
+        |conn: &mut PgConnection, where_sql: filter_sql::SqlFragment| -> Result<i64, StoreError> {
+            let mut count_sql = SqlFragment::default();
+            count_sql.push(&format!("SELECT count(*) AS count FROM {table} WHERE "));
+            count_sql.append(where_sql);
+            Ok(count_sql.into_query().get_result::<Count>(conn)?.count)
+        };
+    if params.count == 0 {
+        return Ok((count(conn, where_sql)?, Vec::new()));
     }
     let direction = if params.descending { "DESC" } else { "ASC" };
     let mut q = SqlFragment::default();
+    let where_sql_for_count = where_sql.clone();
     q.push(&format!("SELECT {table}.* FROM {table} WHERE "));
     q.append(where_sql);
     q.push(" ORDER BY ");
@@ -148,5 +152,13 @@ where
     q.push_bind(Bind::BigInt(params.start_index - 1));
     q.push(" LIMIT ");
     q.push_bind(Bind::BigInt(params.count));
-    Ok((total, q.into_query().load(conn)?))
+    let rows: Vec<T> = q.into_query().load(conn)?;
+    // The common lookup (first page, fewer matches than the page size)
+    // knows its total without counting.
+    let total = if params.start_index == 1 && (rows.len() as i64) < params.count {
+        rows.len() as i64
+    } else {
+        count(conn, where_sql_for_count)?
+    };
+    Ok((total, rows))
 }

@@ -1,0 +1,417 @@
+//! `scimflow bench`: plays an IdP's initial push against any SCIM base URL
+//! (ours or another server's): users (Okta- or Entra-shaped, one POST each
+//! or through /Bulk), lookups by userName, groups, then memberships. Every
+//! response is checked: a 2xx with the wrong body counts as an error. It
+//! prints throughput and latency percentiles per request kind and can
+//! write them as JSON.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Shape {
+    Okta,
+    Entra,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The SCIM base URL (as `tenant create` printed it).
+    #[arg(long, env = "SCIMFLOW_BENCH_URL")]
+    url: String,
+    /// The tenant's bearer token.
+    #[arg(long, env = "SCIMFLOW_BENCH_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Users to create.
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// Send users through /Bulk, this many operations per request.
+    #[arg(long)]
+    bulk: Option<usize>,
+    /// `GET /Users?filter=userName eq "..."` lookups of created users.
+    #[arg(long, default_value_t = 0)]
+    lookups: usize,
+    /// Groups to create after the users.
+    #[arg(long, default_value_t = 0)]
+    groups: usize,
+    /// Members to add to each group, by PATCH, `member-batch` at a time.
+    #[arg(long, default_value_t = 0)]
+    members_per_group: usize,
+    #[arg(long, default_value_t = 1000)]
+    member_batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long, value_enum, default_value = "okta")]
+    shape: Shape,
+    /// Write the summary as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// Latencies and errors of one request kind.
+#[derive(Default)]
+struct Kind {
+    latencies: Vec<Duration>,
+    errors: usize,
+    items: usize,
+    elapsed: Duration,
+}
+
+impl Kind {
+    fn summary(&self) -> Value {
+        let mut l = self.latencies.clone();
+        l.sort();
+        let pct = |p: f64| -> f64 {
+            if l.is_empty() {
+                return 0.0;
+            }
+            let i = ((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1;
+            l[i].as_secs_f64() * 1000.0
+        };
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        json!({
+            "requests": l.len(),
+            "items": self.items,
+            "errors": self.errors,
+            "seconds": (secs * 100.0).round() / 100.0,
+            "requests_per_second": ((l.len() as f64 / secs) * 10.0).round() / 10.0,
+            "items_per_second": ((self.items as f64 / secs) * 10.0).round() / 10.0,
+            "p50_ms": (pct(0.50) * 100.0).round() / 100.0,
+            "p99_ms": (pct(0.99) * 100.0).round() / 100.0,
+            "max_ms": (l.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0) * 100.0).round() / 100.0,
+        })
+    }
+}
+
+/// What one request returned: how many items it carried and whether its
+/// answer was right.
+type Checked = Result<usize, String>;
+
+/// Run `count` requests, `concurrency` at a time, showing progress.
+async fn phase<F, Fut>(name: &str, count: usize, concurrency: usize, make: F) -> Kind
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Checked> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let kind = Arc::new(Mutex::new(Kind::default()));
+    let make = Arc::new(make);
+    let start = Instant::now();
+    let progress = {
+        let (done, name) = (done.clone(), name.to_string());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let n = done.load(Ordering::Relaxed);
+                let rate = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                eprint!("\r{name}: {n}/{count} requests ({rate:.0}/s)   ");
+            }
+        })
+    };
+    let workers: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let (next, done, kind, make) = (next.clone(), done.clone(), kind.clone(), make.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return;
+                    }
+                    let t = Instant::now();
+                    let result = make(i).await;
+                    let took = t.elapsed();
+                    done.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut k) = kind.lock() {
+                        k.latencies.push(took);
+                        match result {
+                            Ok(items) => k.items += items,
+                            Err(e) => {
+                                if k.errors < 3 {
+                                    eprintln!("\n{e}");
+                                }
+                                k.errors += 1;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    progress.abort();
+    eprintln!();
+    let mut k = Arc::try_unwrap(kind)
+        .ok()
+        .and_then(|m| m.into_inner().ok())
+        .unwrap_or_default();
+    k.elapsed = start.elapsed();
+    k
+}
+
+fn user_body(shape: Shape, run: &str, i: usize) -> Value {
+    let email = format!("{run}-{i}@bench.example");
+    match shape {
+        Shape::Okta => json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": email,
+            "name": {"givenName": "Bench", "familyName": format!("User{i}")},
+            "emails": [{"primary": true, "value": email, "type": "work"}],
+            "displayName": format!("Bench User{i}"), "locale": "en-US", "externalId": format!("00u{run}{i}"),
+            "groups": [], "password": "Bench-password-1", "active": true,
+            "roles": [{"value": if i.is_multiple_of(3) { "recorder" } else { "analyst" }}]
+        }),
+        Shape::Entra => json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "externalId": format!("{run}-{i}"), "userName": email, "active": true,
+            "displayName": format!("Bench User{i}"), "title": null,
+            "emails": [{"primary": true, "type": "work", "value": email}],
+            "meta": {"resourceType": "User"},
+            "name": {"formatted": format!("Bench User{i}"), "familyName": format!("User{i}"), "givenName": "Bench"},
+            "roles": [{"primary": true, "type": "WindowsAzureActiveDirectoryRole", "value": "user"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": i.to_string(), "department": "Bench"}
+        }),
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let base = args.url.trim_end_matches('/').to_string();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let auth = format!("Bearer {}", args.token);
+    let probe = client
+        .get(format!("{base}/ServiceProviderConfig"))
+        .header("Authorization", &auth)
+        .send()
+        .await?;
+    if !probe.status().is_success() {
+        bail!(
+            "{base}/ServiceProviderConfig answered {}: check the URL and token",
+            probe.status()
+        );
+    }
+    let run = format!("b{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let ctx = Arc::new((client, base, auth, run.clone(), args.shape));
+    let ids: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(vec![None; args.users]));
+    let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
+
+    // Users: one POST each, or through /Bulk.
+    let k = match args.bulk {
+        None => {
+            let (ctx, ids) = (ctx.clone(), ids.clone());
+            phase("create users", args.users, args.concurrency, move |i| {
+                let (ctx, ids) = (ctx.clone(), ids.clone());
+                async move {
+                    let (client, base, auth, run, shape) = &*ctx;
+                    let body = user_body(*shape, run, i);
+                    let r = client
+                        .post(format!("{base}/Users"))
+                        .header("Authorization", auth)
+                        .json(&body)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let status = r.status().as_u16();
+                    let v: Value = r.json().await.unwrap_or(Value::Null);
+                    if status != 201
+                        || v["userName"] != body["userName"]
+                        || v["id"].as_str().is_none()
+                    {
+                        return Err(format!("create user: {status} {v}"));
+                    }
+                    if let Ok(mut ids) = ids.lock() {
+                        ids[i] = v["id"].as_str().map(str::to_string);
+                    }
+                    Ok(1)
+                }
+            })
+            .await
+        }
+        Some(size) => {
+            let size = size.max(1);
+            let requests = args.users.div_ceil(size);
+            let (ctx, ids, users) = (ctx.clone(), ids.clone(), args.users);
+            phase("create users (bulk)", requests, args.concurrency, move |r| {
+                let (ctx, ids) = (ctx.clone(), ids.clone());
+                async move {
+                    let (client, base, auth, run, shape) = &*ctx;
+                    let range = r * size..((r + 1) * size).min(users);
+                    let ops: Vec<Value> = range
+                        .clone()
+                        .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"), "data": user_body(*shape, run, i)}))
+                        .collect();
+                    let n = ops.len();
+                    let resp = client.post(format!("{base}/Bulk")).header("Authorization", auth)
+                        .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
+                        .send().await.map_err(|e| e.to_string())?;
+                    let status = resp.status().as_u16();
+                    let v: Value = resp.json().await.unwrap_or(Value::Null);
+                    let results = v["Operations"].as_array().cloned().unwrap_or_default();
+                    let ok = results.iter().filter(|o| o["status"] == "201").count();
+                    if let Ok(mut ids) = ids.lock() {
+                        for (i, o) in range.zip(results.iter()) {
+                            ids[i] = o["location"].as_str().and_then(|l| l.rsplit('/').next()).map(str::to_string);
+                        }
+                    }
+                    if status != 200 || ok != n {
+                        return Err(format!("bulk: {status}, {ok} of {n} created"));
+                    }
+                    Ok(n)
+                }
+            })
+            .await
+        }
+    };
+    kinds.insert("create_user".into(), k);
+    let created: Vec<(usize, String)> = ids
+        .lock()
+        .map(|ids| {
+            ids.iter()
+                .enumerate()
+                .filter_map(|(i, id)| id.clone().map(|id| (i, id)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if created.is_empty() && args.users > 0 {
+        bail!("no user was created");
+    }
+
+    if args.lookups > 0 {
+        let (ctx, created) = (ctx.clone(), Arc::new(created.clone()));
+        let k = phase("lookups", args.lookups, args.concurrency, move |n| {
+            let (ctx, created) = (ctx.clone(), created.clone());
+            async move {
+                let (client, base, auth, run, _) = &*ctx;
+                let (i, id) = &created[n % created.len()];
+                let filter = format!("userName eq \"{run}-{i}@bench.example\"");
+                let r = client
+                    .get(format!("{base}/Users"))
+                    .query(&[("filter", filter.as_str())])
+                    .header("Authorization", auth)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                if status != 200 || v["totalResults"] != 1 || v["Resources"][0]["id"] != id.as_str()
+                {
+                    return Err(format!("lookup: {status} {v}"));
+                }
+                Ok(1)
+            }
+        })
+        .await;
+        kinds.insert("lookup_user".into(), k);
+    }
+
+    if args.groups > 0 {
+        let group_ids: Arc<Mutex<Vec<Option<String>>>> =
+            Arc::new(Mutex::new(vec![None; args.groups]));
+        let (c2, g2) = (ctx.clone(), group_ids.clone());
+        let k = phase("create groups", args.groups, args.concurrency, move |i| {
+            let (ctx, ids) = (c2.clone(), g2.clone());
+            async move {
+                let (client, base, auth, run, _) = &*ctx;
+                let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("{run} group {i}"), "members": []});
+                let r = client.post(format!("{base}/Groups")).header("Authorization", auth).json(&body).send().await.map_err(|e| e.to_string())?;
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                if status != 201 || v["displayName"] != body["displayName"] {
+                    return Err(format!("create group: {status} {v}"));
+                }
+                if let Ok(mut ids) = ids.lock() {
+                    ids[i] = v["id"].as_str().map(str::to_string);
+                }
+                Ok(1)
+            }
+        })
+        .await;
+        kinds.insert("create_group".into(), k);
+
+        if args.members_per_group > 0 {
+            let groups: Vec<String> = group_ids
+                .lock()
+                .map(|g| g.iter().flatten().cloned().collect())
+                .unwrap_or_default();
+            let batch = args.member_batch.max(1);
+            let per_group = args.members_per_group.div_ceil(batch);
+            let total = groups.len() * per_group;
+            let users: Arc<Vec<String>> =
+                Arc::new(created.iter().map(|(_, id)| id.clone()).collect());
+            let (ctx, groups, members) = (ctx.clone(), Arc::new(groups), args.members_per_group);
+            // Batches of one group go one after another (as an IdP sends
+            // them); groups proceed in parallel.
+            let k = phase("add members", total, args.concurrency, move |n| {
+                let (ctx, groups, users) = (ctx.clone(), groups.clone(), users.clone());
+                async move {
+                    let (client, base, auth, _, _) = &*ctx;
+                    let group = &groups[n % groups.len()];
+                    let b = n / groups.len();
+                    let values: Vec<Value> = (b * batch..((b + 1) * batch).min(members))
+                        .map(|j| json!({"value": users[j % users.len()]}))
+                        .collect();
+                    let count = values.len();
+                    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": values}]});
+                    let r = client.patch(format!("{base}/Groups/{group}")).header("Authorization", auth).json(&body).send().await.map_err(|e| e.to_string())?;
+                    let status = r.status().as_u16();
+                    if status != 204 && status != 200 {
+                        return Err(format!("add members: {status} {}", r.text().await.unwrap_or_default()));
+                    }
+                    Ok(count)
+                }
+            })
+            .await;
+            kinds.insert("add_members".into(), k);
+        }
+    }
+
+    let summary: BTreeMap<String, Value> = kinds
+        .iter()
+        .map(|(k, v)| (k.clone(), v.summary()))
+        .collect();
+    println!(
+        "{:<14} {:>9} {:>9} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "kind", "requests", "items", "errors", "req/s", "items/s", "p50 ms", "p99 ms", "max ms"
+    );
+    for (k, v) in &summary {
+        let f = |name: &str| v[name].to_string();
+        println!(
+            "{:<14} {:>9} {:>9} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9}",
+            k,
+            f("requests"),
+            f("items"),
+            f("errors"),
+            f("requests_per_second"),
+            f("items_per_second"),
+            f("p50_ms"),
+            f("p99_ms"),
+            f("max_ms")
+        );
+    }
+    if let Some(path) = &args.report {
+        let report = json!({
+            "target": ctx.1, "shape": format!("{:?}", args.shape), "concurrency": args.concurrency,
+            "users": args.users, "bulk": args.bulk, "lookups": args.lookups, "groups": args.groups,
+            "members_per_group": args.members_per_group, "run": run, "kinds": summary,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let errors: usize = kinds.values().map(|k| k.errors).sum();
+    if errors > 0 {
+        bail!("{errors} request(s) got a wrong answer");
+    }
+    Ok(())
+}
