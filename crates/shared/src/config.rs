@@ -58,10 +58,10 @@ pub struct Config {
     /// `SCIMFLOW_PROCESSOR_ADMIN_ADDR` (default 127.0.0.1:9091): where the
     /// processor serves /metrics.
     pub processor_admin_addr: SocketAddr,
-    /// `SCIMFLOW_TENANT_RATE` (default 2000): requests per second one tenant
+    /// `SCIMFLOW_TENANT_RATE` (default 20000): requests per second one tenant
     /// may make, sustained, before it gets 429.
     pub tenant_rate: f64,
-    /// `SCIMFLOW_TENANT_BURST` (default 4000): requests one tenant may make
+    /// `SCIMFLOW_TENANT_BURST` (default 40000): requests one tenant may make
     /// at once above its rate.
     pub tenant_burst: f64,
 }
@@ -151,8 +151,8 @@ impl Config {
         }
         let consumer_group =
             var("SCIMFLOW_CONSUMER_GROUP").unwrap_or_else(|| format!("{topic_prefix}.processor"));
-        let tenant_rate: f64 = parse("SCIMFLOW_TENANT_RATE", 2000.0)?;
-        let tenant_burst: f64 = parse("SCIMFLOW_TENANT_BURST", 4000.0)?;
+        let tenant_rate: f64 = parse("SCIMFLOW_TENANT_RATE", 20000.0)?;
+        let tenant_burst: f64 = parse("SCIMFLOW_TENANT_BURST", 40000.0)?;
         for (name, v) in [
             ("SCIMFLOW_TENANT_RATE", tenant_rate),
             ("SCIMFLOW_TENANT_BURST", tenant_burst),
