@@ -60,3 +60,31 @@ pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Res
     });
     scim_json(StatusCode::OK, &body)
 }
+
+/// A resource read: its ETag, or 304 when `If-None-Match` names it
+/// (RFC 7644 §3.14).
+pub fn conditional(headers: &axum::http::HeaderMap, etag: &str, body: &Value) -> Response {
+    let cached = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if cached {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return with_etag(r, Some(etag));
+    }
+    with_etag(scim_json(StatusCode::OK, body), Some(etag))
+}
+
+/// A list or search answer: `find` runs with the parsed parameters.
+pub async fn listing<Fut>(
+    params: scimflow_shared::scim::query::ListParams,
+    find: impl FnOnce(scimflow_shared::scim::query::ListParams) -> Fut,
+) -> Result<Response, crate::IngressError>
+where
+    Fut: std::future::Future<Output = Result<(i64, Vec<Value>), crate::IngressError>>,
+{
+    let start = params.start_index;
+    let (total, resources) = find(params).await?;
+    Ok(list_response(total, start, resources))
+}

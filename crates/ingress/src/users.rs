@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -23,8 +23,8 @@ use scimflow_shared::store::{PgPooled, StoreError};
 use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
-use crate::response::{list_response, scim_json, with_etag};
-use crate::write::{header_str, parse_body, parse_id, submit};
+use crate::response::{conditional, listing};
+use crate::write::{parse_body, parse_id, submit};
 use crate::{blocking, AppState, IngressError};
 
 /// Validate a POST/PUT body as far as it can be without the stored state,
@@ -145,16 +145,7 @@ pub async fn get_one(
     })
     .await?;
     let (view, body) = found.ok_or_else(|| ScimError::not_found(format!("User {id} not found")))?;
-    let etag = view.etag();
-    if header_str(&headers, header::IF_NONE_MATCH)
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
-        return Ok(with_etag(
-            StatusCode::NOT_MODIFIED.into_response(),
-            Some(&etag),
-        ));
-    }
-    Ok(with_etag(scim_json(StatusCode::OK, &body), Some(&etag)))
+    Ok(conditional(&headers, &view.etag(), &body))
 }
 
 /// The users matching `params`: (total, rendered page).
@@ -179,10 +170,10 @@ pub async fn list(
     tenant: AuthedTenant,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, IngressError> {
-    let params = ListParams::from_query(&params)?;
-    let start = params.start_index;
-    let (total, resources) = find(&app, tenant.0.id, params).await?;
-    Ok(list_response(total, start, resources))
+    listing(ListParams::from_query(&params)?, |p| {
+        find(&app, tenant.0.id, p)
+    })
+    .await
 }
 
 pub async fn post_search(
@@ -191,7 +182,5 @@ pub async fn post_search(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngressError> {
     let params = ListParams::from_search_body(&parse_body(body)?)?;
-    let start = params.start_index;
-    let (total, resources) = find(&app, tenant.0.id, params).await?;
-    Ok(list_response(total, start, resources))
+    listing(params, |p| find(&app, tenant.0.id, p)).await
 }

@@ -83,30 +83,18 @@ pub(super) fn replace(
         }
         None => (Vec::new(), Vec::new()),
     };
-    let mut changed = Vec::new();
-    if input.display_name != current.display_name || input.external_id != current.external_id {
-        changed.push("displayName");
-    }
-    if changed.is_empty() && added.is_empty() && removed.is_empty() {
-        return resource_outcome(conn, ctx, &current, 200);
-    }
-    let row = GroupRow {
-        display_name: input.display_name,
-        external_id: input.external_id,
-        version: current.version + 1,
-        updated_at: Utc::now(),
-        ..current
-    };
-    store::update(conn, &row)?;
-    record(
+    let row = match commit_change(
         conn,
         ctx,
-        &row,
-        event_type(&changed, &added, &removed),
-        &changed,
+        current.clone(),
+        input.display_name,
+        input.external_id,
         &added,
         &removed,
-    )?;
+    )? {
+        Some(row) => row,
+        None => current,
+    };
     resource_outcome(conn, ctx, &row, 200)
 }
 
@@ -155,14 +143,43 @@ pub(super) fn patch(
             }
         }
     }
+    let (added, removed): (Vec<Uuid>, Vec<Uuid>) =
+        (added.into_iter().collect(), removed.into_iter().collect());
+    match commit_change(
+        conn,
+        ctx,
+        current,
+        display_name,
+        external_id,
+        &added,
+        &removed,
+    )? {
+        Some(row) => {
+            let mut outcome = no_content(ctx);
+            outcome.etag = Some(scimflow_shared::scim::user::etag(row.version));
+            Ok(outcome)
+        }
+        None => Ok(no_content(ctx)),
+    }
+}
+
+/// The tail of PUT and PATCH: if the name, external id or members changed,
+/// a new version, its row and its event; `None` when nothing changed.
+fn commit_change(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    current: GroupRow,
+    display_name: String,
+    external_id: Option<String>,
+    added: &[Uuid],
+    removed: &[Uuid],
+) -> Result<Option<GroupRow>, ApplyError> {
     let mut changed = Vec::new();
     if display_name != current.display_name || external_id != current.external_id {
         changed.push("displayName");
     }
-    let (added, removed): (Vec<Uuid>, Vec<Uuid>) =
-        (added.into_iter().collect(), removed.into_iter().collect());
     if changed.is_empty() && added.is_empty() && removed.is_empty() {
-        return Ok(no_content(ctx));
+        return Ok(None);
     }
     let row = GroupRow {
         display_name,
@@ -176,14 +193,12 @@ pub(super) fn patch(
         conn,
         ctx,
         &row,
-        event_type(&changed, &added, &removed),
+        event_type(&changed, added, removed),
         &changed,
-        &added,
-        &removed,
+        added,
+        removed,
     )?;
-    let mut outcome = no_content(ctx);
-    outcome.etag = Some(scimflow_shared::scim::user::etag(row.version));
-    Ok(outcome)
+    Ok(Some(row))
 }
 
 pub(super) fn delete(

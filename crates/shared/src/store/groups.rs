@@ -6,7 +6,7 @@ use diesel::sql_types::{Bool, Text};
 use uuid::Uuid;
 
 use super::filter_sql::{self, Bind, SqlFragment};
-use super::page;
+use super::list_page;
 use super::schema::{group_members, groups, users};
 use super::StoreError;
 use crate::scim::group::{GroupView, MemberView};
@@ -233,33 +233,15 @@ pub fn list(
     tenant_id: Uuid,
     params: &ListParams,
 ) -> Result<Result<(i64, Vec<GroupRow>), ScimError>, StoreError> {
-    let mut where_sql = SqlFragment::default();
-    where_sql.push("groups.tenant_id = ");
-    where_sql.push_bind(Bind::Uuid(tenant_id));
-    if let Some(f) = &params.filter {
-        match filter_sql::group_condition(f) {
-            Ok(cond) => {
-                where_sql.push(" AND (");
-                where_sql.append(cond);
-                where_sql.push(")");
-            }
-            Err(e) => return Ok(Err(e)),
-        }
-    }
-    let order = match params
-        .sort_by
-        .as_ref()
-        .map(filter_sql::group_sort)
-        .transpose()
-    {
-        Ok(order) => order,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Ok(page(
+    let mut scope = SqlFragment::default();
+    scope.push("groups.tenant_id = ");
+    scope.push_bind(Bind::Uuid(tenant_id));
+    list_page(
         conn,
         "groups",
-        where_sql,
-        order.as_deref(),
+        scope,
+        filter_sql::group_condition,
+        filter_sql::group_sort,
         params,
-    )?))
+    )
 }

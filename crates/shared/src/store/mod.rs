@@ -106,10 +106,44 @@ pub fn ping(conn: &mut PgConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// One page of a listing: the rows of `table` within `scope` (the tenant,
+/// live rows) that match the request's filter, sorted as asked. A bad
+/// filter or sort is `Ok(Err(..))`: the caller's mistake, not the
+/// database's.
+pub(crate) fn list_page<T>(
+    conn: &mut PgConnection,
+    table: &str,
+    mut scope: filter_sql::SqlFragment,
+    condition: fn(
+        &crate::scim::filter::Filter,
+    ) -> Result<filter_sql::SqlFragment, crate::ScimError>,
+    sort: fn(&crate::scim::filter::AttrPath) -> Result<String, crate::ScimError>,
+    params: &crate::scim::query::ListParams,
+) -> Result<Result<(i64, Vec<T>), crate::ScimError>, StoreError>
+where
+    T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + 'static,
+{
+    if let Some(f) = &params.filter {
+        match condition(f) {
+            Ok(cond) => {
+                scope.push(" AND (");
+                scope.append(cond);
+                scope.push(")");
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let order = match params.sort_by.as_ref().map(sort).transpose() {
+        Ok(order) => order,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(page(conn, table, scope, order.as_deref(), params)?))
+}
+
 /// One page of `table` rows matching `where_sql`, ordered by `order_by`
 /// (if any) then creation time and id, so that paging is stable; and the
 /// total number of matches.
-pub(crate) fn page<T>(
+fn page<T>(
     conn: &mut PgConnection,
     table: &str,
     where_sql: filter_sql::SqlFragment,

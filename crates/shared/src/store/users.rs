@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::filter_sql::{self, Bind, SqlFragment};
-use super::page;
+use super::list_page;
 use super::schema::users;
 use super::StoreError;
 use crate::rules::roles::{Permission, PrimaryRole, Roles};
@@ -177,34 +177,16 @@ pub fn list(
     tenant_id: Uuid,
     params: &ListParams,
 ) -> Result<Result<(i64, Vec<UserRow>), ScimError>, StoreError> {
-    let mut where_sql = SqlFragment::default();
-    where_sql.push("users.tenant_id = ");
-    where_sql.push_bind(Bind::Uuid(tenant_id));
-    where_sql.push(" AND users.deleted_at IS NULL");
-    if let Some(f) = &params.filter {
-        match filter_sql::user_condition(f) {
-            Ok(cond) => {
-                where_sql.push(" AND (");
-                where_sql.append(cond);
-                where_sql.push(")");
-            }
-            Err(e) => return Ok(Err(e)),
-        }
-    }
-    let order = match params
-        .sort_by
-        .as_ref()
-        .map(filter_sql::user_sort)
-        .transpose()
-    {
-        Ok(order) => order,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Ok(page(
+    let mut scope = SqlFragment::default();
+    scope.push("users.tenant_id = ");
+    scope.push_bind(Bind::Uuid(tenant_id));
+    scope.push(" AND users.deleted_at IS NULL");
+    list_page(
         conn,
         "users",
-        where_sql,
-        order.as_deref(),
+        scope,
+        filter_sql::user_condition,
+        filter_sql::user_sort,
         params,
-    )?))
+    )
 }
