@@ -7,6 +7,7 @@ mod conformance;
 mod crash;
 mod dlq;
 mod entra;
+mod fuzz;
 mod groups;
 mod okta;
 mod production;

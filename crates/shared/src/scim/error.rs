@@ -49,10 +49,18 @@ pub struct ScimError {
 
 impl ScimError {
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
+        let detail: String = detail.into();
+        // Details may quote input; a NUL cannot be stored (PostgreSQL) nor
+        // safely logged.
+        let detail = if detail.contains('\0') {
+            detail.replace('\0', "\u{FFFD}")
+        } else {
+            detail
+        };
         ScimError {
             status,
             scim_type,
-            detail: detail.into(),
+            detail,
         }
     }
     pub fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {

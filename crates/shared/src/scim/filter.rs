@@ -307,6 +307,9 @@ impl<'a> Parser<'a> {
                 let literal = &rest[..=end];
                 let s: String = serde_json::from_str(literal)
                     .map_err(|_| self.error("invalid string literal"))?;
+                if s.contains('\0') {
+                    return Err(self.error("a NUL character in a string"));
+                }
                 self.pos += literal.len();
                 Ok(CompValue::String(s))
             }

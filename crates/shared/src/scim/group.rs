@@ -41,6 +41,9 @@ fn string_attr(name: &str, v: &Value) -> Result<String, ScimError> {
         Value::String(s) if s.len() > MAX_STRING_LEN => Err(ScimError::invalid_value(format!(
             "{name} is longer than {MAX_STRING_LEN} bytes"
         ))),
+        Value::String(s) if s.contains('\0') => Err(ScimError::invalid_value(format!(
+            "{name} contains a NUL character"
+        ))),
         Value::String(s) => Ok(s.clone()),
         _ => Err(ScimError::invalid_value(format!("{name} must be a string"))),
     }

@@ -181,6 +181,12 @@ fn normalize_single(def: &AttrDef, value: &Value) -> Result<Option<Value>, ScimE
             AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary,
             Value::String(s),
         ) => {
+            if s.contains('\0') {
+                return Err(ScimError::invalid_value(format!(
+                    "{} contains a NUL character",
+                    def.name
+                )));
+            }
             if s.len() > MAX_STRING_LEN {
                 return Err(ScimError::invalid_value(format!(
                     "{} is longer than {MAX_STRING_LEN} bytes",
@@ -328,6 +334,7 @@ mod tests {
             json!({"userName": "u", "name": "flat"}),
             json!({"userName": "u", "emails": [{"value": 3}]}),
             json!({"userName": "x".repeat(MAX_STRING_LEN + 1)}),
+            json!({"userName": "nul\u{0}@x.com"}),
         ];
         for body in bad {
             let err = normalize_user(&body).unwrap_err();
