@@ -162,7 +162,10 @@ fn normalize_single(def: &AttrDef, value: &Value) -> Result<Option<Value>, ScimE
         }
         // The manager may come as a plain id, or as a one-element list.
         (AttrType::Complex, Value::String(s)) if def.name == "manager" => {
-            Ok((!s.is_empty()).then(|| json!({ "value": s })))
+            if s.is_empty() {
+                return Ok(None);
+            }
+            normalize_single(def, &json!({ "value": s }))
         }
         (AttrType::Complex, Value::Array(items)) if def.name == "manager" => match items.first() {
             Some(first) => normalize_single(def, first),
@@ -335,6 +338,7 @@ mod tests {
             json!({"userName": "u", "emails": [{"value": 3}]}),
             json!({"userName": "x".repeat(MAX_STRING_LEN + 1)}),
             json!({"userName": "nul\u{0}@x.com"}),
+            json!({"userName": "m@x.com", ENTERPRISE_USER_SCHEMA: {"manager": "nul\u{0}"}}),
         ];
         for body in bad {
             let err = normalize_user(&body).unwrap_err();
