@@ -70,6 +70,43 @@ fn start_writers(
         .collect()
 }
 
+/// Every writer's result, and the totals of acknowledged and uncertain
+/// patches.
+async fn join_writers(
+    writers: Vec<tokio::task::JoinHandle<Written>>,
+) -> (Vec<Written>, usize, usize) {
+    let mut results = Vec::new();
+    for w in writers {
+        results.push(w.await.expect("writer"));
+    }
+    let acked = results.iter().map(|r| r.acked).sum();
+    let uncertain = results.iter().map(|r| r.uncertain).sum();
+    (results, acked, uncertain)
+}
+
+/// Wait until `sent` patches have been applied (answered 200 by the
+/// processor), however long the recovery takes, within a deadline.
+async fn wait_until_applied(stack: &Stack, sent: usize) {
+    eventually(
+        "every published patch to be applied",
+        Duration::from_secs(120),
+        || {
+            let n = stack.count("SELECT count(*) AS n FROM processed_commands WHERE status = 200")
+                as usize;
+            async move { (n >= sent).then_some(()) }
+        },
+    )
+    .await;
+}
+
+/// Once the outbox is drained, the change topic holds one event per
+/// committed change, in per-resource order; returns how many.
+async fn change_events_in_order(stack: &Stack, versions: &HashMap<String, i64>) -> usize {
+    stack.outbox_drained().await;
+    let events = stack.read_topic(&format!("{}.user-changes", stack.prefix()));
+    assert_one_event_per_change(&events, versions)
+}
+
 async fn wait_for_acks(acks: &Arc<AtomicUsize>, n: usize) {
     eventually("acknowledged writes", Duration::from_secs(300), || {
         let got = acks.load(Ordering::SeqCst);
@@ -142,33 +179,16 @@ async fn p1_p3_p5_processor_sigkill_during_5000_writes() {
     stack.kill_processor(0);
     let killed_at = acks.load(Ordering::SeqCst);
     stack.spawn_processor();
-    let mut results = Vec::new();
-    for w in writers {
-        results.push(w.await.expect("writer"));
-    }
-    let acked: usize = results.iter().map(|r| r.acked).sum();
-    let uncertain: usize = results.iter().map(|r| r.uncertain).sum();
+    let (results, acked, uncertain) = join_writers(writers).await;
     // Every 503 here came after publishing (the broker and the database
     // stayed up), so every patch sent must be applied, once.
     let sent = USERS * PATCHES;
-    let db = &stack;
-    eventually(
-        "every published patch to be applied",
-        Duration::from_secs(120),
-        || {
-            let n = db.count("SELECT count(*) AS n FROM processed_commands WHERE status = 200")
-                as usize;
-            async move { (n >= sent).then_some(()) }
-        },
-    )
-    .await;
+    wait_until_applied(&stack, sent).await;
     let applied =
         stack.count("SELECT count(*) AS n FROM processed_commands WHERE status = 200") as usize;
     assert_eq!(applied, sent);
     let versions = check_applied(&stack, &results, PATCHES, true, 0);
-    stack.outbox_drained().await;
-    let events = stack.read_topic(&format!("{}.user-changes", stack.prefix()));
-    let n = assert_one_event_per_change(&events, &versions);
+    let n = change_events_in_order(&stack, &versions).await;
     let committed: i64 = versions.values().sum();
     println!(
         "sigkill: {sent} patches + {USERS} creates sent; killed after {killed_at} acks; {acked} acknowledged, {uncertain} answered 503; {applied} patches applied once each; {n} change events for {committed} committed changes"
@@ -191,28 +211,11 @@ async fn p2_p3_two_processors_one_stopped_mid_stream() {
     wait_for_acks(&acks, 300).await;
     stack.stop_processor(0);
     let stopped_at = acks.load(Ordering::SeqCst);
-    let mut results = Vec::new();
-    for w in writers {
-        results.push(w.await.expect("writer"));
-    }
-    let acked: usize = results.iter().map(|r| r.acked).sum();
-    let uncertain: usize = results.iter().map(|r| r.uncertain).sum();
+    let (results, acked, uncertain) = join_writers(writers).await;
     let sent = USERS * PATCHES;
-    let db = &stack;
-    eventually(
-        "every published patch to be applied",
-        Duration::from_secs(120),
-        || {
-            let n = db.count("SELECT count(*) AS n FROM processed_commands WHERE status = 200")
-                as usize;
-            async move { (n >= sent).then_some(()) }
-        },
-    )
-    .await;
+    wait_until_applied(&stack, sent).await;
     let versions = check_applied(&stack, &results, PATCHES, true, 0);
-    stack.outbox_drained().await;
-    let events = stack.read_topic(&format!("{}.user-changes", stack.prefix()));
-    let n = assert_one_event_per_change(&events, &versions);
+    let n = change_events_in_order(&stack, &versions).await;
     println!("two processors: one stopped after {stopped_at} acks; {acked} acknowledged, {uncertain} answered 503; {n} change events, in order");
 }
 
@@ -251,12 +254,7 @@ async fn exclusive_p1_postgres_down_10s_mid_stream() {
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     tokio::time::sleep_until(until).await;
     run("start").await;
-    let mut results = Vec::new();
-    for w in writers {
-        results.push(w.await.expect("writer"));
-    }
-    let acked: usize = results.iter().map(|r| r.acked).sum();
-    let uncertain: usize = results.iter().map(|r| r.uncertain).sum();
+    let (results, acked, uncertain) = join_writers(writers).await;
     // The processor recovers by itself. A barrier write per user, answered
     // 200, proves everything published before it for that user is applied
     // (P2); it is idempotent, so retrying it on 503 cannot apply twice.
@@ -277,9 +275,7 @@ async fn exclusive_p1_postgres_down_10s_mid_stream() {
     // 503s here may or may not have been published (authentication needs
     // the database), so each user has between acked and acked+uncertain.
     let versions = check_applied(&stack, &results, PATCHES, false, 1);
-    stack.outbox_drained().await;
-    let events = stack.read_topic(&format!("{}.user-changes", stack.prefix()));
-    let n = assert_one_event_per_change(&events, &versions);
+    let n = change_events_in_order(&stack, &versions).await;
     let applied: i64 = versions.values().map(|v| v - 2).sum();
     println!("postgres outage: down after {down_at} acks for 10 s; {acked} acknowledged, {uncertain} answered 503; {applied} writes applied; {n} change events");
 }
