@@ -279,19 +279,28 @@ impl Stack {
 
     /// Put raw bytes on a topic, as a misbehaving producer would.
     pub async fn produce_raw(&self, topic: &str, key: &str, payload: &[u8]) {
+        self.produce_many(topic, &[(key.to_string(), payload.to_vec())])
+            .await;
+    }
+
+    /// Put messages on a topic, in order, through one producer.
+    pub async fn produce_many(&self, topic: &str, messages: &[(String, Vec<u8>)]) {
         use rdkafka::producer::{FutureProducer, FutureRecord};
         let producer: FutureProducer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &self.kafka)
             .set("broker.address.family", "v4")
+            .set("enable.idempotence", "true")
             .create()
             .expect("test producer");
-        producer
-            .send(
+        let sends = messages.iter().map(|(key, payload)| {
+            producer.send(
                 FutureRecord::to(topic).key(key).payload(payload),
-                Duration::from_secs(10),
+                Duration::from_secs(60),
             )
-            .await
-            .expect("produce");
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent.expect("produce");
+        }
     }
 
     /// SIGKILL a processor: no shutdown, no commit, nothing flushed.
@@ -306,19 +315,53 @@ impl Stack {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
-    pub async fn wait_ready(&self) {
-        let url = format!("{}/readyz", self.base_url());
-        let http = self.http.clone();
-        eventually("the ingress to be ready", Duration::from_secs(60), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                match http.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => Some(()),
-                    _ => None,
+    /// Wait for `/readyz`. An ingress that exits instead fails the test at
+    /// once with its log; one that lost its port to another process (the
+    /// port was free when chosen, not reserved) is started again on a new one.
+    pub async fn wait_ready(&mut self) {
+        // Longer than the ingress itself retries the broker at startup.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+        let mut rebinds = 0;
+        loop {
+            let exited = self
+                .ingress
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                let log = self.log_tail("ingress");
+                assert!(
+                    log.contains("Address already in use") && rebinds < 3,
+                    "the ingress exited ({status}) before it was ready:\n{log}"
+                );
+                rebinds += 1;
+                self.http_port = free_port();
+                let addr = format!("127.0.0.1:{}", self.http_port);
+                self.env.retain(|(k, _)| k != "SCIMFLOW_HTTP_ADDR");
+                self.env.push(("SCIMFLOW_HTTP_ADDR".into(), addr));
+                self.spawn_ingress();
+            }
+            let url = format!("{}/readyz", self.base_url());
+            let probe = self.http.get(&url).timeout(Duration::from_secs(5));
+            if let Ok(r) = probe.send().await {
+                if r.status().is_success() {
+                    return;
                 }
             }
-        })
-        .await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for the ingress to be ready:\n{}",
+                self.log_tail("ingress")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last lines of one of this stack's service logs.
+    pub fn log_tail(&self, log_name: &str) -> String {
+        let path = self.logs.join(format!("{}-{log_name}.log", self.name));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     /// Run a CLI command against this stack's database; stdout as JSON.

@@ -50,8 +50,20 @@ impl ReplyRouter {
             .context("creating the reply consumer")?;
         let (c, t) = (consumer, topic.to_string());
         let (consumer, high) = tokio::task::spawn_blocking(move || {
-            let w = c.fetch_watermarks(&t, 0, std::time::Duration::from_secs(10));
-            (c, w)
+            // A topic created a moment ago may have no leader yet (Kafka
+            // propagates metadata asynchronously; tansu under load is slow
+            // to): keep asking for a while rather than exit on a transient.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                match c.fetch_watermarks(&t, 0, std::time::Duration::from_secs(10)) {
+                    Ok(w) => return (c, Ok(w)),
+                    Err(e) if std::time::Instant::now() >= deadline => return (c, Err(e)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reply topic not readable yet; retrying");
+                        std::thread::sleep(std::time::Duration::from_millis(500));
+                    }
+                }
+            }
         })
         .await?;
         let (_, high) = high.context("reading the reply topic's end offset")?;

@@ -163,7 +163,20 @@ pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<()
         .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(new.iter(), &opts).await? {
+    // A broker that is starting or busy times requests out; that is worth a
+    // few more tries at startup. A refusal of the topic itself is not.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let results = loop {
+        match admin.create_topics(new.iter(), &opts).await {
+            Ok(results) => break results,
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "creating topics failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    for result in results {
         match result {
             Ok(_) => {}
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
