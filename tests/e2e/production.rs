@@ -385,3 +385,118 @@ async fn metrics_are_served_on_the_admin_listeners_with_sensible_values() {
         .unwrap_or(0.0);
     assert!(commands >= 5.0, "{commands}");
 }
+
+/// One tenant's backlog does not hold another's writes behind it: with
+/// 3,000 of tenant A's creates queued ahead of one create of tenant B, the
+/// processor applies B's long before it has worked through A's (strictly in
+/// partition order, B would wait for nearly all of them). Nothing is lost,
+/// and the committed offsets end at the end of every partition, although
+/// commands were applied out of partition order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noisy_tenants_backlog_does_not_hold_another_tenants_write() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use scimflow_shared::command::{Command as Cmd, CommandEnvelope, ENVELOPE_VERSION};
+
+    const BACKLOG: usize = 3000;
+    let mut stack = Stack::new("fair_share").with_env("SCIMFLOW_BATCH_MAX", "100");
+    // The ingress creates the topics; no processor yet, so the backlog builds.
+    stack.spawn_ingress();
+    stack.wait_ready().await;
+    let (noisy, quiet) = (stack.tenant(""), stack.tenant(""));
+    let envelope = |tenant: &str, n: usize| {
+        let tenant_id: uuid::Uuid = tenant.parse().expect("tenant id");
+        let user_id = uuid::Uuid::new_v4();
+        let env = CommandEnvelope {
+            v: ENVELOPE_VERSION,
+            command_id: uuid::Uuid::new_v4(),
+            tenant_id,
+            request_id: format!("fair-{n}"),
+            accepted_at: chrono::Utc::now(),
+            base_url: format!("http://127.0.0.1/scim/v2/{tenant}"),
+            if_match: None,
+            command: Cmd::CreateUser {
+                user_id,
+                body: json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("user{n}@{tenant}.example.com"),
+                    "name": {"givenName": "Fair", "familyName": format!("Share{n}")},
+                    "emails": [{"value": format!("user{n}@{tenant}.example.com"), "type": "work", "primary": true}],
+                    "active": true
+                }),
+            },
+        };
+        (
+            env.partition_key(),
+            serde_json::to_vec(&env).expect("envelope JSON"),
+        )
+    };
+    let mut messages: Vec<(String, Vec<u8>)> =
+        (0..BACKLOG).map(|n| envelope(&noisy.id, n)).collect();
+    let commands = format!("{}.commands", stack.prefix());
+    stack.produce_many(&commands, &messages).await;
+    messages.clear();
+    stack
+        .produce_many(&commands, &[envelope(&quiet.id, 0)])
+        .await;
+
+    stack.spawn_processor();
+    let count = |tenant: &str| {
+        stack.count(&format!(
+            "SELECT count(*) AS n FROM users WHERE tenant_id = '{tenant}'"
+        ))
+    };
+    let noisy_applied_when_quiet_was =
+        eventually("the quiet tenant's write", Duration::from_secs(180), || {
+            let quiet_applied = count(&quiet.id);
+            let noisy_applied = count(&noisy.id);
+            async move { (quiet_applied == 1).then_some(noisy_applied) }
+        })
+        .await;
+    assert!(
+        noisy_applied_when_quiet_was < (BACKLOG as i64) / 2,
+        "the quiet tenant's write waited for {noisy_applied_when_quiet_was} of {BACKLOG} queued writes of another tenant"
+    );
+    eventually("the whole backlog", Duration::from_secs(300), || {
+        let n = count(&noisy.id);
+        async move { (n == BACKLOG as i64).then_some(()) }
+    })
+    .await;
+
+    // Offsets: committed up to the end of every partition, no further.
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka)
+        .set("broker.address.family", "v4")
+        .set("group.id", format!("{}.processor", stack.prefix()))
+        .create()
+        .expect("offset reader");
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        partitions.add_partition(&commands, p);
+    }
+    let ends: Vec<i64> = (0..4)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(&commands, p, Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .collect();
+    eventually(
+        "offsets committed to the end",
+        Duration::from_secs(60),
+        || {
+            let committed = consumer
+                .committed_offsets(partitions.clone(), Duration::from_secs(10))
+                .ok()
+                .map(|tpl| {
+                    tpl.elements()
+                        .iter()
+                        .map(|e| e.offset().to_raw().unwrap_or(-1))
+                        .collect::<Vec<i64>>()
+                });
+            let done = committed.as_deref() == Some(ends.as_slice());
+            async move { done.then_some(()) }
+        },
+    )
+    .await;
+}

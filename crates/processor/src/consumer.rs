@@ -1,7 +1,7 @@
 //! The consume → apply → reply → commit loop.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -23,11 +23,16 @@ use scimflow_shared::store::{self, PgPool};
 use scimflow_shared::ScimError;
 
 use crate::batch::{run_batch, BatchSettings, Disposition, Inbound};
+use crate::fair::{Position, Window};
 use crate::{metrics, relay};
 
 /// Failed attempts of one batch before commands that keep failing with a
 /// database error are dead-lettered one by one instead.
 const ATTEMPTS_BEFORE_ISOLATING: u32 = 5;
+
+/// How far the processor reads ahead of what it has applied, in batches:
+/// the span over which tenants share its capacity fairly (`fair.rs`).
+const WINDOW_BATCHES: usize = 10;
 
 /// Run the processor until `shutdown` turns true: finish the batch in
 /// hand, commit it, leave the group.
@@ -47,9 +52,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     .await
     .context("creating topics")?;
 
+    let group = GroupContext::default();
+    let revoked = group.revoked.clone();
     let consumer: StreamConsumer<GroupContext> =
         bus::group_consumer_config(&config.kafka_brokers, &config.consumer_group)
-            .create_with_context(GroupContext)
+            .create_with_context(group)
             .context("creating the Kafka consumer")?;
     consumer
         .subscribe(&[&topics.commands()])
@@ -91,21 +98,16 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     });
 
     let topics = Arc::new(topics);
-    // Messages received while a batch was being retried: processed next, in
-    // order, before anything newer.
-    let mut carry: VecDeque<Received> = VecDeque::new();
+    let mut inbox = Inbox {
+        window: Window::default(),
+        revoked,
+    };
+    let window_max = config.batch_max.saturating_mul(WINDOW_BATCHES);
     let mut last_gauges = std::time::Instant::now();
     let mut watchdog = IdleWatchdog::default();
     let mut watchdog_tick = tokio::time::interval(IdleWatchdog::INTERVAL);
     loop {
-        let mut batch: Vec<Received> = Vec::new();
-        while batch.len() < config.batch_max {
-            match carry.pop_front() {
-                Some(r) => batch.push(r),
-                None => break,
-            }
-        }
-        if batch.is_empty() {
+        if inbox.window.is_empty() {
             let first = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
                 m = consumer.recv() => m,
@@ -115,20 +117,37 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
                 }
             };
             match first {
-                Ok(m) => batch.push(Received::from(&m)),
+                Ok(m) => inbox.receive(&m),
                 Err(e) => {
                     tracing::warn!(error = %e, "kafka receive error");
                     continue;
                 }
             }
         }
+        // Linger for a full batch; past that, read ahead only what has
+        // already arrived, up to the window.
         let linger_until = tokio::time::Instant::now() + config.batch_linger;
-        while batch.len() < config.batch_max {
-            match tokio::time::timeout_at(linger_until, consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(Received::from(&m)),
+        while inbox.window.len() < window_max {
+            let until = if inbox.window.len() >= config.batch_max {
+                tokio::time::Instant::now()
+            } else {
+                linger_until
+            };
+            match tokio::time::timeout_at(until, consumer.recv()).await {
+                Ok(Ok(m)) => inbox.receive(&m),
                 Ok(Err(e)) => tracing::warn!(error = %e, "kafka receive error"),
                 Err(_) => break,
             }
+        }
+        inbox.forget_revoked();
+        let batch: Vec<Received> = inbox
+            .window
+            .take_batch(config.batch_max)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        if batch.is_empty() {
+            continue;
         }
         let inbound: Vec<Inbound> = batch.iter().map(|r| r.inbound.clone()).collect();
         let Some(dispositions) = apply_with_retries(
@@ -137,7 +156,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             &topics,
             inbound.clone(),
             &mut shutdown,
-            &mut carry,
+            &mut inbox,
         )
         .await
         else {
@@ -154,10 +173,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         metrics::DEAD_LETTERS.inc_by(dead as u64);
         let reply_to: Vec<Option<String>> = batch.iter().map(|r| r.reply_to.clone()).collect();
         send_replies(&producer, &reply_to, &dispositions);
-        commit(&consumer, &inbound);
+        inbox.forget_revoked();
+        commit(&consumer, &topics.commands(), &inbound, &inbox.window);
         if last_gauges.elapsed() >= GAUGE_INTERVAL {
             last_gauges = std::time::Instant::now();
-            observe_lag(&consumer, &pool).await;
+            observe_lag(&consumer, &pool, &inbox.window).await;
         }
     }
     tracing::info!("processor stopping: leaving the consumer group");
@@ -241,11 +261,20 @@ impl IdleWatchdog {
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Command topic lag per assigned partition, and the outbox backlog.
-async fn observe_lag(consumer: &StreamConsumer<GroupContext>, pool: &PgPool) {
+/// Commands read ahead into the window count as lag: they are not applied.
+async fn observe_lag(
+    consumer: &StreamConsumer<GroupContext>,
+    pool: &PgPool,
+    window: &Window<Received>,
+) {
     if let Ok(positions) = consumer.position() {
         for e in positions.elements() {
+            let applied_up_to = window
+                .commit_offset(e.partition())
+                .map(Offset::Offset)
+                .unwrap_or(e.offset());
             if let (Offset::Offset(pos), Ok((_, high))) = (
-                e.offset(),
+                applied_up_to,
                 consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500)),
             ) {
                 metrics::LAG
@@ -281,9 +310,46 @@ impl From<&BorrowedMessage<'_>> for Received {
     }
 }
 
-/// Logs partition assignments: which processor owns which partitions is
-/// the first thing to know when commands are not being applied.
-struct GroupContext;
+/// Received commands waiting to be applied, and the partitions this member
+/// lost since they were received.
+struct Inbox {
+    window: Window<Received>,
+    revoked: Arc<Mutex<BTreeSet<i32>>>,
+}
+
+impl Inbox {
+    /// Rebalances run inside `recv`, so anything revoked is forgotten before
+    /// the message that `recv` returned (possibly a redelivery from the
+    /// committed offset of a partition just assigned again) is added.
+    fn receive(&mut self, m: &BorrowedMessage<'_>) {
+        self.forget_revoked();
+        let received = Received::from(m);
+        let at = Position {
+            partition: received.inbound.partition,
+            offset: received.inbound.offset,
+            tenant: Position::tenant_of(received.inbound.key.as_deref()),
+        };
+        self.window.push(at, received);
+    }
+
+    fn forget_revoked(&mut self) {
+        let revoked: Vec<i32> = match self.revoked.lock() {
+            Ok(mut set) => std::mem::take(&mut *set).into_iter().collect(),
+            Err(_) => return,
+        };
+        if !revoked.is_empty() {
+            self.window.revoke(&revoked);
+        }
+    }
+}
+
+/// Logs partition assignments (which processor owns which partitions is
+/// the first thing to know when commands are not being applied) and
+/// records revocations for the `Inbox`.
+#[derive(Default)]
+struct GroupContext {
+    revoked: Arc<Mutex<BTreeSet<i32>>>,
+}
 
 impl ClientContext for GroupContext {}
 
@@ -300,7 +366,12 @@ impl ConsumerContext for GroupContext {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = %list(tpl), "partitions assigned")
             }
-            Rebalance::Revoke(tpl) => tracing::info!(partitions = %list(tpl), "partitions revoked"),
+            Rebalance::Revoke(tpl) => {
+                if let Ok(mut revoked) = self.revoked.lock() {
+                    revoked.extend(tpl.elements().iter().map(|e| e.partition()));
+                }
+                tracing::info!(partitions = %list(tpl), "partitions revoked")
+            }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
     }
@@ -320,7 +391,7 @@ fn to_inbound(m: &BorrowedMessage<'_>) -> Inbound {
 /// jitter. Between attempts the assigned partitions are paused and the
 /// consumer keeps polling, so a long outage does not exceed
 /// `max.poll.interval.ms` and evict this member; anything already fetched
-/// is kept, in order, in `carry`. Returns `None` only when asked to shut
+/// is kept in the `inbox` window. Returns `None` only when asked to shut
 /// down before the batch succeeded.
 async fn apply_with_retries(
     consumer: &StreamConsumer<GroupContext>,
@@ -328,7 +399,7 @@ async fn apply_with_retries(
     topics: &Arc<Topics>,
     batch: Vec<Inbound>,
     shutdown: &mut watch::Receiver<bool>,
-    carry: &mut VecDeque<Received>,
+    inbox: &mut Inbox,
 ) -> Option<Vec<Disposition>> {
     let batch = Arc::new(batch);
     let mut backoff = ExponentialBackoff {
@@ -389,7 +460,7 @@ async fn apply_with_retries(
                 _ = shutdown.wait_for(|stop| *stop) => return None,
                 _ = tokio::time::sleep_until(until) => break,
                 m = consumer.recv() => match m {
-                    Ok(m) => carry.push_back(Received::from(&m)),
+                    Ok(m) => inbox.receive(&m),
                     Err(e) => tracing::warn!(error = %e, "kafka receive error while retrying"),
                 },
             }
@@ -436,19 +507,28 @@ fn send_replies(
     }
 }
 
-/// Commit the next offset of every partition in the batch. Called only
-/// after the batch's transaction committed.
-fn commit(consumer: &StreamConsumer<GroupContext>, batch: &[Inbound]) {
-    let mut next: HashMap<(String, i32), i64> = HashMap::new();
-    for m in batch {
-        let e = next.entry((m.topic.clone(), m.partition)).or_insert(0);
-        *e = (*e).max(m.offset + 1);
-    }
+/// Commit, for every partition in the batch, the offset below which
+/// everything is applied (`Window::commit_offset`). Called only after the
+/// batch's transaction committed.
+fn commit(
+    consumer: &StreamConsumer<GroupContext>,
+    topic: &str,
+    batch: &[Inbound],
+    window: &Window<Received>,
+) {
+    let partitions: BTreeSet<i32> = batch.iter().map(|m| m.partition).collect();
     let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        if let Err(e) = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset)) {
+    for partition in partitions {
+        // None: revoked meanwhile; its new owner commits it.
+        let Some(offset) = window.commit_offset(partition) else {
+            continue;
+        };
+        if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {
             tracing::warn!(error = %e, "bad offset");
         }
+    }
+    if tpl.count() == 0 {
+        return;
     }
     // If this commit is lost (a rebalance, a crash), the commands are
     // delivered again and answered from their dedup records (P3).

@@ -1,6 +1,6 @@
 //! The processor: consumes the command topic as a member of one consumer
-//! group, applies commands in partition order (so per user, P2) in batches
-//! of one database transaction each, answers each ingress on its reply
+//! group, applies commands in order per resource (P2) in batches of one
+//! database transaction each, shared fairly between tenants (`fair`), answers each ingress on its reply
 //! topic, and commits offsets only after the transaction committed (P1).
 //! It also runs the outbox relay that publishes change events and dead
 //! letters (P4, P5).
@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod batch;
 mod consumer;
+mod fair;
 mod metrics;
 mod relay;
 
