@@ -268,7 +268,7 @@ fn parse_features(raw: &[String]) -> anyhow::Result<Vec<String>> {
 async fn with_db<T: Send + 'static>(
     f: impl FnOnce(&mut PgConnection, &Config) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
-    let config = Config::from_env()?;
+    let config = Config::load()?;
     tokio::task::spawn_blocking(move || {
         let mut conn =
             PgConnection::establish(&config.database_url).context("connecting to PostgreSQL")?;
@@ -566,7 +566,7 @@ pub async fn user(cmd: UserCmd) -> anyhow::Result<()> {
 pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
     match cmd {
         ConfigCmd::Check => {
-            let c = Config::from_env()?;
+            let c = Config::load()?;
             println!("configuration is valid");
             println!("  http_addr:          {}", c.http_addr);
             println!("  public_url:         {}", c.public_url);
@@ -578,6 +578,16 @@ pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
             println!("  reply_deadline:     {:?}", c.reply_deadline);
             println!("  batch_max:          {}", c.batch_max);
             println!("  batch_linger:       {:?}", c.batch_linger);
+            println!("  admin_addr:         {}", c.admin_addr);
+            println!("  processor_admin:    {}", c.processor_admin_addr);
+            println!(
+                "  tenant_rate:        {}/s, burst {}",
+                c.tenant_rate, c.tenant_burst
+            );
+            println!("  db_pool_size:       {}", c.db_pool_size);
+            if let Ok(path) = std::env::var("SCIMFLOW_CONFIG") {
+                println!("  (environment over the file {path})");
+            }
             Ok(())
         }
     }

@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     match args.command {
         Cmd::Migrate => {
-            let config = Config::from_env()?;
+            let config = Config::load()?;
             let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
                 use diesel::Connection;
                 let mut conn = diesel::PgConnection::establish(&config.database_url)
@@ -108,8 +108,8 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Ingress => scimflow_ingress::run(Config::from_env()?, shutdown_signal()).await,
-        Cmd::Processor => scimflow_processor::run(Config::from_env()?, shutdown_signal()).await,
+        Cmd::Ingress => scimflow_ingress::run(Config::load()?, shutdown_signal()).await,
+        Cmd::Processor => scimflow_processor::run(Config::load()?, shutdown_signal()).await,
         Cmd::Tenant(cmd) => cli::tenant(cmd).await,
         Cmd::User(cmd) => cli::user(cmd).await,
         Cmd::Dlq(cmd) => cli::dlq(cmd).await,

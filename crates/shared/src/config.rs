@@ -1,6 +1,14 @@
-//! All settings, in one typed struct read from the environment and checked
-//! at start: a bad setting stops the process with a message naming it.
+//! All settings, in one typed struct read from the environment (and an
+//! optional file) and checked at start: a bad setting stops the process
+//! with a message naming it.
+//!
+//! The file, named by `SCIMFLOW_CONFIG`, holds `NAME=value` lines with the
+//! same names as the environment (the format of `.local/stack.env` and of
+//! Docker's `env_file`); `#` starts a comment. The environment wins over
+//! the file, so one setting can be overridden for one run. A name the file
+//! does not know is an error, not a silently ignored typo.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,7 +25,29 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("SCIMFLOW_CONFIG={path}: {reason}")]
+    File { path: String, reason: String },
 }
+
+/// Every setting `Config` reads; the only names a config file may set.
+pub const SETTINGS: &[&str] = &[
+    "DATABASE_URL",
+    "KAFKA_BROKERS",
+    "SCIMFLOW_DB_POOL_SIZE",
+    "SCIMFLOW_TOPIC_PREFIX",
+    "SCIMFLOW_COMMAND_PARTITIONS",
+    "SCIMFLOW_HTTP_ADDR",
+    "SCIMFLOW_PUBLIC_URL",
+    "SCIMFLOW_INSTANCE_ID",
+    "SCIMFLOW_REPLY_DEADLINE_MS",
+    "SCIMFLOW_BATCH_MAX",
+    "SCIMFLOW_BATCH_LINGER_MS",
+    "SCIMFLOW_CONSUMER_GROUP",
+    "SCIMFLOW_ADMIN_ADDR",
+    "SCIMFLOW_PROCESSOR_ADMIN_ADDR",
+    "SCIMFLOW_TENANT_RATE",
+    "SCIMFLOW_TENANT_BURST",
+];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -66,39 +96,98 @@ pub struct Config {
     pub tenant_burst: f64,
 }
 
-fn var(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+/// Where settings come from: the environment first, then the file.
+struct Sources<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: HashMap<String, String>,
 }
 
-fn parse<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name,
-            value: v.clone(),
-            reason: e.to_string(),
-        }),
+impl Sources<'_> {
+    fn var(&self, name: &'static str) -> Option<String> {
+        (self.env)(name)
+            .or_else(|| self.file.get(name).cloned())
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.var(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                value: v.clone(),
+                reason: e.to_string(),
+            }),
+        }
     }
 }
 
+/// `NAME=value` lines; blank lines and `#` comments skipped, an `export `
+/// prefix and one pair of matching quotes around the value allowed.
+pub fn parse_config_file(text: &str) -> Result<HashMap<String, String>, String> {
+    let mut settings = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(format!("line {}: expected NAME=value", n + 1));
+        };
+        let name = name.trim();
+        if !SETTINGS.contains(&name) {
+            return Err(format!(
+                "line {}: {name:?} is not a scimflow setting (known: {})",
+                n + 1,
+                SETTINGS.join(", ")
+            ));
+        }
+        let value = value.trim();
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+            .unwrap_or(value);
+        settings.insert(name.to_string(), value.to_string());
+    }
+    Ok(settings)
+}
+
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let database_url = var("DATABASE_URL").ok_or(ConfigError::Missing {
+    /// The process's configuration: the environment, over the file named
+    /// by `SCIMFLOW_CONFIG` if set.
+    pub fn load() -> Result<Self, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok();
+        let file = match env("SCIMFLOW_CONFIG").filter(|p| !p.trim().is_empty()) {
+            None => HashMap::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                parse_config_file(&text).map_err(|reason| ConfigError::File { path, reason })?
+            }
+        };
+        Config::from_sources(&Sources { env: &env, file })
+    }
+
+    fn from_sources(src: &Sources<'_>) -> Result<Self, ConfigError> {
+        let database_url = src.var("DATABASE_URL").ok_or(ConfigError::Missing {
             name: "DATABASE_URL",
             hint: " (source .local/stack.env after ./scripts/run)",
         })?;
-        let kafka_brokers = var("KAFKA_BROKERS").ok_or(ConfigError::Missing {
+        let kafka_brokers = src.var("KAFKA_BROKERS").ok_or(ConfigError::Missing {
             name: "KAFKA_BROKERS",
             hint: " (source .local/stack.env after ./scripts/run)",
         })?;
-        let http_addr: SocketAddr = parse(
+        let http_addr: SocketAddr = src.parse(
             "SCIMFLOW_HTTP_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 8080)),
         )?;
-        let public_url = var("SCIMFLOW_PUBLIC_URL")
+        let public_url = src
+            .var("SCIMFLOW_PUBLIC_URL")
             .unwrap_or_else(|| format!("http://{http_addr}"))
             .trim_end_matches('/')
             .to_string();
@@ -109,7 +198,9 @@ impl Config {
                 reason: "must start with http:// or https://".into(),
             });
         }
-        let topic_prefix = var("SCIMFLOW_TOPIC_PREFIX").unwrap_or_else(|| "scimflow".into());
+        let topic_prefix = src
+            .var("SCIMFLOW_TOPIC_PREFIX")
+            .unwrap_or_else(|| "scimflow".into());
         if !topic_prefix
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -121,7 +212,7 @@ impl Config {
                     .into(),
             });
         }
-        let command_partitions: i32 = parse("SCIMFLOW_COMMAND_PARTITIONS", 8)?;
+        let command_partitions: i32 = src.parse("SCIMFLOW_COMMAND_PARTITIONS", 8)?;
         if !(1..=256).contains(&command_partitions) {
             return Err(ConfigError::Invalid {
                 name: "SCIMFLOW_COMMAND_PARTITIONS",
@@ -129,7 +220,7 @@ impl Config {
                 reason: "must be between 1 and 256".into(),
             });
         }
-        let batch_max: usize = parse("SCIMFLOW_BATCH_MAX", 500)?;
+        let batch_max: usize = src.parse("SCIMFLOW_BATCH_MAX", 500)?;
         if batch_max == 0 {
             return Err(ConfigError::Invalid {
                 name: "SCIMFLOW_BATCH_MAX",
@@ -137,8 +228,9 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
-        let instance_id =
-            var("SCIMFLOW_INSTANCE_ID").unwrap_or_else(|| format!("ingress-{}", http_addr.port()));
+        let instance_id = src
+            .var("SCIMFLOW_INSTANCE_ID")
+            .unwrap_or_else(|| format!("ingress-{}", http_addr.port()));
         if !instance_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -149,10 +241,11 @@ impl Config {
                 reason: "only letters, digits, '.', '_' and '-' are allowed".into(),
             });
         }
-        let consumer_group =
-            var("SCIMFLOW_CONSUMER_GROUP").unwrap_or_else(|| format!("{topic_prefix}.processor"));
-        let tenant_rate: f64 = parse("SCIMFLOW_TENANT_RATE", 20000.0)?;
-        let tenant_burst: f64 = parse("SCIMFLOW_TENANT_BURST", 40000.0)?;
+        let consumer_group = src
+            .var("SCIMFLOW_CONSUMER_GROUP")
+            .unwrap_or_else(|| format!("{topic_prefix}.processor"));
+        let tenant_rate: f64 = src.parse("SCIMFLOW_TENANT_RATE", 20000.0)?;
+        let tenant_burst: f64 = src.parse("SCIMFLOW_TENANT_BURST", 40000.0)?;
         for (name, v) in [
             ("SCIMFLOW_TENANT_RATE", tenant_rate),
             ("SCIMFLOW_TENANT_BURST", tenant_burst),
@@ -165,11 +258,11 @@ impl Config {
                 });
             }
         }
-        let admin_addr: SocketAddr = parse(
+        let admin_addr: SocketAddr = src.parse(
             "SCIMFLOW_ADMIN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 9090)),
         )?;
-        let processor_admin_addr: SocketAddr = parse(
+        let processor_admin_addr: SocketAddr = src.parse(
             "SCIMFLOW_PROCESSOR_ADMIN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 9091)),
         )?;
@@ -177,16 +270,16 @@ impl Config {
             database_url,
             admin_addr,
             processor_admin_addr,
-            db_pool_size: parse("SCIMFLOW_DB_POOL_SIZE", 16)?,
+            db_pool_size: src.parse("SCIMFLOW_DB_POOL_SIZE", 16)?,
             kafka_brokers,
             topic_prefix,
             command_partitions,
             http_addr,
             public_url,
             instance_id,
-            reply_deadline: Duration::from_millis(parse("SCIMFLOW_REPLY_DEADLINE_MS", 10_000)?),
+            reply_deadline: Duration::from_millis(src.parse("SCIMFLOW_REPLY_DEADLINE_MS", 10_000)?),
             batch_max,
-            batch_linger: Duration::from_millis(parse("SCIMFLOW_BATCH_LINGER_MS", 5)?),
+            batch_linger: Duration::from_millis(src.parse("SCIMFLOW_BATCH_LINGER_MS", 5)?),
             consumer_group,
             tenant_rate,
             tenant_burst,
@@ -196,5 +289,88 @@ impl Config {
     /// The SCIM base URL of a tenant (T1).
     pub fn scim_base_url(&self, tenant_id: uuid::Uuid) -> String {
         format!("{}/scim/v2/{tenant_id}", self.public_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(env: &[(&str, &str)], file: &str) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |name: &str| env.get(name).cloned();
+        let file = parse_config_file(file).map_err(|reason| ConfigError::File {
+            path: "test.env".into(),
+            reason,
+        })?;
+        Config::from_sources(&Sources { env: &lookup, file })
+    }
+
+    const FILE: &str = "# scimflow\n\
+        DATABASE_URL=postgres://db/scimflow\n\
+        export KAFKA_BROKERS=\"127.0.0.1:9092\"\n\
+        \n\
+        SCIMFLOW_BATCH_MAX = '250'\n";
+
+    #[test]
+    fn the_file_supplies_settings_and_the_environment_overrides_it() {
+        let c = config(&[], FILE).expect("valid");
+        assert_eq!(c.database_url, "postgres://db/scimflow");
+        assert_eq!(c.kafka_brokers, "127.0.0.1:9092");
+        assert_eq!(c.batch_max, 250);
+        assert_eq!(c.tenant_rate, 20000.0, "a default");
+        let c = config(&[("SCIMFLOW_BATCH_MAX", "64")], FILE).expect("valid");
+        assert_eq!(c.batch_max, 64);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_their_name() {
+        // (environment, file, the start of the error)
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            &'static str,
+        );
+        let cases: &[Case] = &[
+            (&[], "", "DATABASE_URL is not set"),
+            (
+                &[],
+                "DATABASE_URL=x\nKAFKA_BROKER=y\n",
+                "line 2: \"KAFKA_BROKER\" is not a scimflow setting",
+            ),
+            (&[], "DATABASE_URL\n", "line 1: expected NAME=value"),
+            (
+                &[("SCIMFLOW_BATCH_MAX", "0")],
+                FILE,
+                "SCIMFLOW_BATCH_MAX=\"0\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_HTTP_ADDR", "localhost")],
+                FILE,
+                "SCIMFLOW_HTTP_ADDR=\"localhost\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_TENANT_RATE", "0.5")],
+                FILE,
+                "SCIMFLOW_TENANT_RATE=\"0.5\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_TOPIC_PREFIX", "a b")],
+                FILE,
+                "SCIMFLOW_TOPIC_PREFIX=\"a b\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_PUBLIC_URL", "ftp://x")],
+                FILE,
+                "SCIMFLOW_PUBLIC_URL=\"ftp://x\" is invalid",
+            ),
+        ];
+        for (env, file, expected) in cases {
+            let err = config(env, file).expect_err("refused").to_string();
+            assert!(err.contains(expected), "{env:?} {file:?}: {err}");
+        }
     }
 }
