@@ -56,6 +56,7 @@ impl FromRequestParts<AppState> for AuthedTenant {
                     && t.is_active()
                     && token::verify(&presented, &t.token_hash) =>
             {
+                crate::trace::record_tenant(t.id);
                 state
                     .limiter
                     .take(t.id, std::time::Instant::now())

@@ -17,6 +17,7 @@ mod limits;
 mod metrics;
 mod replies;
 mod response;
+mod trace;
 mod users;
 mod write;
 
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn(trace::request_span))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

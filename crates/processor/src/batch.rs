@@ -91,6 +91,18 @@ pub fn run_batch(
                     continue;
                 }
             };
+            // Every line logged about this command, here or in `apply`, names
+            // the IdP request that sent it (`ingress::trace`).
+            let span = tracing::info_span!(
+                "command",
+                command_id = %env.command_id,
+                request_id = %env.request_id,
+                tenant_id = %env.tenant_id,
+                kind = env.command.name(),
+                partition = msg.partition,
+                offset = msg.offset,
+            );
+            let _in_span = span.enter();
             // A replay lets its own command through a held key, in order.
             let replay = match msg.key.as_ref().and_then(|k| held.get_mut(k)) {
                 Some(hold) => match hold.replaying.iter().position(|id| *id == env.command_id) {
@@ -171,6 +183,7 @@ pub fn run_batch(
             });
             match applied {
                 Ok(outcome) => {
+                    tracing::debug!(status = outcome.status, "command applied");
                     done.insert(env.command_id, outcome.clone());
                     out.push(Disposition::Answered(outcome));
                 }

@@ -1,0 +1,61 @@
+//! The request span: every log line of a request carries its request id,
+//! method and route, and, once authenticated, its tenant id. The request id
+//! is the IdP's own (`X-Request-Id`, Entra's `client-request-id`, Okta's
+//! `X-Okta-Request-Id`) or one minted here; it is echoed as `X-Request-Id`,
+//! travels in the command's `scimflow-request-id` header and envelope to
+//! the processor (whose `command` span carries it), and ends up in the
+//! user's history and change event. Never the token, never the body.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use crate::write::request_id;
+
+const X_REQUEST_ID: &str = "x-request-id";
+
+pub async fn request_span(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = request_id(req.headers());
+    // Handlers read the id from the headers: make a minted one visible to
+    // them, so the span, the command and the answer agree.
+    let header = HeaderValue::from_str(&id).ok();
+    if let Some(v) = &header {
+        req.headers_mut().insert(X_REQUEST_ID, v.clone());
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = %route,
+        tenant_id = tracing::field::Empty,
+    );
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, ms, "request failed");
+        } else {
+            tracing::debug!(status, ms, "request finished");
+        }
+    });
+    if let Some(v) = header {
+        resp.headers_mut().insert(X_REQUEST_ID, v);
+    }
+    resp
+}
+
+/// Name the tenant in the current request span, once it is authenticated.
+pub fn record_tenant(tenant_id: uuid::Uuid) {
+    tracing::Span::current().record("tenant_id", tracing::field::display(tenant_id));
+}
