@@ -93,6 +93,12 @@ impl Stack {
             ("SCIMFLOW_COMMAND_PARTITIONS".into(), "4".into()),
             ("SCIMFLOW_DB_POOL_SIZE".into(), "6".into()),
             ("SCIMFLOW_LOG_FORMAT".into(), "text".into()),
+            // Four stacks share one tansu broker on two cores, and it stalls
+            // for seconds at a time under that load (docs/PERFORMANCE.md): a
+            // longer deadline than production's 10 s keeps a stall from
+            // failing a test that is not about the deadline. Tests that are
+            // set their own.
+            ("SCIMFLOW_REPLY_DEADLINE_MS".into(), "30000".into()),
             // Any free port: tests that scrape /metrics choose theirs.
             ("SCIMFLOW_ADMIN_ADDR".into(), "127.0.0.1:0".into()),
             ("SCIMFLOW_PROCESSOR_ADMIN_ADDR".into(), "127.0.0.1:0".into()),

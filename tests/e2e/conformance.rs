@@ -8,6 +8,11 @@
 //! tester PATCHes `roles` with one arbitrary value and expects it echoed
 //! back, while R10/R11 always answer with the applied primary role and
 //! permission; and it removes `active`, which a user always has (L3/L4).
+//!
+//! The tester gives every request 5 seconds (httpx's default, not
+//! configurable from its command line), so it runs in the `exclusive_`
+//! phase, alone: beside three other stacks sharing the local broker on two
+//! cores, a write now and then takes longer than that.
 
 use std::process::Command;
 
@@ -23,7 +28,7 @@ const PRODUCT_RULES: &[(&str, &str)] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scim2_tester_reports_no_failure_beyond_the_product_rules() {
+async fn exclusive_scim2_tester_reports_no_failure_beyond_the_product_rules() {
     let scim2 = std::env::var("SCIMFLOW_TEST_SCIM2")
         .expect("SCIMFLOW_TEST_SCIM2: run through ./scripts/test");
     let stack = Stack::start("conformance").await;

@@ -500,3 +500,95 @@ async fn a_noisy_tenants_backlog_does_not_hold_another_tenants_write() {
     )
     .await;
 }
+
+/// The IdP's request id follows a write: echoed in the answer, on the
+/// ingress's request span, through the Kafka headers to the processor's
+/// command span, and into the change event. Tokens appear in no log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_follows_a_write_through_kafka_into_logs_and_events() {
+    let stack = Stack::new("trace")
+        .with_env("SCIMFLOW_LOG_FORMAT", "json")
+        .with_env(
+            "RUST_LOG",
+            "info,rdkafka=warn,scimflow_ingress=debug,scimflow_processor=debug",
+        )
+        .started()
+        .await;
+    let t = stack.tenant("");
+    let request_id = "entra-7f3a9c01";
+    let r = t
+        .http
+        .post(format!("{}/Users", t.base))
+        .header("Authorization", format!("Bearer {}", t.token))
+        .header("Content-Type", "application/scim+json")
+        .header("client-request-id", request_id)
+        .body(
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "trace@example.com",
+                "emails": [{"value": "trace@example.com", "type": "work", "primary": true}],
+                "active": true
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("POST /Users");
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-request-id"], request_id);
+    let user: Value = r.json().await.expect("user JSON");
+    let user_id = user["id"].as_str().expect("id").to_string();
+    // Without one, the ingress mints one and says which.
+    let minted = t.get("/Users").await;
+    let minted = minted.headers["x-request-id"].to_str().expect("header");
+    assert!(uuid::Uuid::parse_str(minted).is_ok(), "minted id {minted}");
+
+    stack.outbox_drained().await;
+    let events = stack.read_topic(&format!("{}.user-changes", stack.prefix()));
+    let event = events
+        .iter()
+        .map(|m| m.json())
+        .find(|e| e["resource_id"] == user_id.as_str())
+        .expect("the create's change event");
+    assert_eq!(event["request_id"], request_id);
+    let command_id = event["command_id"].as_str().expect("command_id");
+
+    let log_lines = |name: &str| -> Vec<Value> {
+        let path = stack.logs.join(format!("{}-{name}.log", stack.name));
+        std::fs::read_to_string(path)
+            .expect("service log")
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let in_span = |lines: &[Value], span: &str| -> Vec<Value> {
+        lines
+            .iter()
+            .filter(|l| l["span"]["name"] == span && l["span"]["request_id"] == request_id)
+            .cloned()
+            .collect()
+    };
+    let ingress = log_lines("ingress");
+    let request_lines = in_span(&ingress, "request");
+    assert!(
+        request_lines
+            .iter()
+            .any(|l| l["span"]["tenant_id"] == t.id.as_str()
+                && l["span"]["route"] == "/scim/v2/{tenant_id}/Users"),
+        "no ingress line in the request's span: {request_lines:?}"
+    );
+    let processor = log_lines("processor0");
+    let command_lines = in_span(&processor, "command");
+    assert!(
+        command_lines
+            .iter()
+            .any(|l| l["span"]["command_id"] == command_id && l["message"] == "command applied"),
+        "no processor line in the command's span: {command_lines:?}"
+    );
+    for (name, lines) in [("ingress", &ingress), ("processor", &processor)] {
+        assert!(
+            !lines.iter().any(|l| l.to_string().contains(&t.token)),
+            "the token is in the {name} log"
+        );
+    }
+}
