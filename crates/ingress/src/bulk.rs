@@ -3,6 +3,12 @@
 //! references are resolved is published together (the producer batches
 //! them), then the next wave, whose references the first wave created.
 //! `failOnErrors` is checked between waves.
+//!
+//! With `Prefer: respond-async`, a request without `bulkId` references and
+//! without `failOnErrors` (both need outcomes to proceed) is published in
+//! one wave and answered 202: each operation's entry says "202" and gives
+//! its status monitor as `location` (`status.rs`). Otherwise the preference
+//! is not applied and the request runs as usual.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -26,7 +32,7 @@ use scimflow_shared::ScimError;
 use crate::auth::AuthedTenant;
 use crate::response::scim_json;
 use crate::users::validate_user_body;
-use crate::write::{execute, parse_body, parse_id, request_id};
+use crate::write::{accept, execute, parse_body, parse_id, prefers_async, request_id};
 use crate::{AppState, IngressError};
 
 /// The command for one operation, validated as a single request would be.
@@ -148,6 +154,52 @@ pub async fn bulk(
                 errors += 1;
             }
         }
+    }
+    let all_independent = pending.iter().all(|(_, op)| references(op).is_empty());
+    if prefers_async(&headers) && request.fail_on_errors.is_none() && all_independent {
+        let tenant_id = tenant.0.id;
+        let wave = pending.into_iter().map(|(i, op)| {
+            let (app, request_id) = (app.clone(), request_id.clone());
+            async move {
+                let accepted = match command(&op) {
+                    Ok(cmd) => accept(&app, tenant_id, request_id, op.version.clone(), cmd).await,
+                    Err(e) => Err(e),
+                };
+                (i, op, accepted)
+            }
+        });
+        for (i, op, accepted) in futures::future::join_all(wave).await {
+            results[i] = Some(match accepted {
+                Ok(command_id) => {
+                    let mut entry = json!({
+                        "method": op.method.as_str(),
+                        "status": "202",
+                        "location": crate::status::status_url(&app, tenant_id, command_id),
+                    });
+                    if let Some(b) = &op.bulk_id {
+                        entry["bulkId"] = json!(b);
+                    }
+                    entry
+                }
+                Err(e) => {
+                    let e = match e {
+                        IngressError::Scim(s) => s,
+                        other => ScimError::unavailable(other.to_string()),
+                    };
+                    result_entry(Some(op.method), op.bulk_id.as_deref(), None, Err(&e))
+                }
+            });
+        }
+        let operations: Vec<Value> = results.into_iter().flatten().collect();
+        let mut resp = scim_json(
+            StatusCode::ACCEPTED,
+            &json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": operations}),
+        );
+        resp.headers_mut().insert(
+            "preference-applied",
+            axum::http::HeaderValue::from_static("respond-async"),
+        );
+        return Ok(resp);
     }
     let producers: HashSet<String> = pending
         .iter()

@@ -17,6 +17,7 @@ mod limits;
 mod metrics;
 mod replies;
 mod response;
+mod status;
 mod trace;
 mod users;
 mod write;
@@ -84,7 +85,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ResourceTypes/{id}", get(discovery::resource_type))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
-        .route("/Me", axum::routing::any(discovery::me));
+        .route("/Me", axum::routing::any(discovery::me))
+        .route("/Status/{id}", get(status::get_status));
     Router::new()
         .route("/healthz", get(health))
         .route("/readyz", get(ready))

@@ -57,22 +57,36 @@ pub fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<Strin
         .map(str::to_string)
 }
 
-/// Publish a command and wait for its committed outcome (or the deadline).
+/// Publish a command and answer with its committed outcome (or 503 at the
+/// deadline); with `Prefer: respond-async`, answer 202 once it is queued.
 pub async fn submit(
     app: &AppState,
     tenant: &AuthedTenant,
     headers: &HeaderMap,
     command: Command,
 ) -> Result<Response, IngressError> {
-    let outcome = execute(
-        app,
+    let (tenant_id, request_id, if_match) = (
         tenant.0.id,
         request_id(headers),
         header_str(headers, header::IF_MATCH),
-        command,
-    )
-    .await?;
+    );
+    if prefers_async(headers) {
+        let command_id = accept(app, tenant_id, request_id, if_match, command).await?;
+        return Ok(crate::status::accepted(app, tenant_id, command_id));
+    }
+    let outcome = execute(app, tenant_id, request_id, if_match, command).await?;
     Ok(from_outcome(&outcome))
+}
+
+/// RFC 7240 `Prefer: respond-async`, among any other preferences.
+pub fn prefers_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.split(';').next())
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
 }
 
 /// Publish one command to the command topic, keyed by its resource, and
@@ -86,29 +100,81 @@ pub async fn execute(
     command: Command,
 ) -> Result<Outcome, IngressError> {
     let deadline = tokio::time::Instant::now() + app.config.reply_deadline;
-    let command_id = Uuid::now_v7();
-    let envelope = CommandEnvelope {
+    let envelope = envelope(app, tenant_id, request_id, if_match, command);
+    let command_id = envelope.command_id;
+    // Registered before publishing: the reply can beat the produce ack.
+    let mut pending = app.replies.register(command_id);
+    publish(app, &envelope, true, deadline).await?;
+    match tokio::time::timeout_at(deadline, &mut pending.rx).await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        _ => {
+            tracing::warn!(%command_id, "no outcome before the deadline");
+            Err(IngressError::Unavailable(
+                "the request was accepted but its outcome is not known yet",
+            ))
+        }
+    }
+}
+
+/// Publish one command without waiting for its outcome: once the broker
+/// has it (acks=all), it will be applied, and its outcome is kept under its
+/// command id for the status monitor (`status.rs`).
+pub async fn accept(
+    app: &AppState,
+    tenant_id: Uuid,
+    request_id: String,
+    if_match: Option<String>,
+    command: Command,
+) -> Result<Uuid, IngressError> {
+    let deadline = tokio::time::Instant::now() + app.config.reply_deadline;
+    let envelope = envelope(app, tenant_id, request_id, if_match, command);
+    publish(app, &envelope, false, deadline).await?;
+    Ok(envelope.command_id)
+}
+
+fn envelope(
+    app: &AppState,
+    tenant_id: Uuid,
+    request_id: String,
+    if_match: Option<String>,
+    command: Command,
+) -> CommandEnvelope {
+    CommandEnvelope {
         v: ENVELOPE_VERSION,
-        command_id,
+        command_id: Uuid::now_v7(),
         tenant_id,
         request_id,
         accepted_at: Utc::now(),
         base_url: app.config.scim_base_url(tenant_id),
         if_match,
         command,
-    };
-    let payload = serde_json::to_vec(&envelope).map_err(|e| ScimError::internal(e.to_string()))?;
+    }
+}
+
+/// Produce the envelope and wait for the broker's ack (or the deadline).
+/// Only a command that wants an answer names this instance's reply topic.
+async fn publish(
+    app: &AppState,
+    envelope: &CommandEnvelope,
+    wants_reply: bool,
+    deadline: tokio::time::Instant,
+) -> Result<(), IngressError> {
+    let command_id = envelope.command_id;
+    let tenant_id = envelope.tenant_id;
+    let payload = serde_json::to_vec(envelope).map_err(|e| ScimError::internal(e.to_string()))?;
     let key = envelope.partition_key();
     let reply_topic = app.topics.replies(&app.config.instance_id);
     let command_id_s = command_id.to_string();
     let tenant_s = tenant_id.to_string();
-    let hdrs = bus::make_headers(&[
-        (headers::COMMAND_ID, &command_id_s),
-        (headers::REPLY_TO, &reply_topic),
+    let mut pairs = vec![
+        (headers::COMMAND_ID, command_id_s.as_str()),
         (headers::TENANT_ID, &tenant_s),
         (headers::REQUEST_ID, &envelope.request_id),
-    ]);
-    let mut pending = app.replies.register(command_id);
+    ];
+    if wants_reply {
+        pairs.push((headers::REPLY_TO, &reply_topic));
+    }
+    let hdrs = bus::make_headers(&pairs);
     let topic = app.topics.commands();
     let record = FutureRecord::to(&topic)
         .key(&key)
@@ -120,13 +186,5 @@ pub async fn execute(
         return Err(IngressError::Unavailable("the command could not be queued"));
     }
     tracing::debug!(%command_id, tenant = %tenant_id, kind = envelope.command.name(), "command published");
-    match tokio::time::timeout_at(deadline, &mut pending.rx).await {
-        Ok(Ok(outcome)) => Ok(outcome),
-        _ => {
-            tracing::warn!(%command_id, "no outcome before the deadline");
-            Err(IngressError::Unavailable(
-                "the request was accepted but its outcome is not known yet",
-            ))
-        }
-    }
+    Ok(())
 }

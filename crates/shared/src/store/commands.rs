@@ -24,6 +24,24 @@ pub fn find_outcome(
         .transpose()
 }
 
+/// The stored outcome of one of a tenant's commands, for its status
+/// monitor (`Prefer: respond-async`).
+pub fn find_tenant_outcome(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    command_id: Uuid,
+) -> Result<Option<Outcome>, StoreError> {
+    let stored: Option<Value> = processed_commands::table
+        .find(command_id)
+        .filter(processed_commands::tenant_id.eq(tenant_id))
+        .select(processed_commands::outcome)
+        .first(conn)
+        .optional()?;
+    stored
+        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
 /// Outcomes of several commands at once (batch dedup).
 pub fn find_outcomes(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Outcome>, StoreError> {
     let stored: Vec<Value> = processed_commands::table

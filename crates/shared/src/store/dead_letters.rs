@@ -82,6 +82,21 @@ pub fn holds(
 }
 
 /// A replayed command was applied (or answered): its dead letter is done.
+/// The newest dead letter of one of a tenant's commands, if any.
+pub fn find_by_command(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    command_id: Uuid,
+) -> Result<Option<DeadLetterRow>, StoreError> {
+    Ok(dead_letters::table
+        .filter(dead_letters::tenant_id.eq(tenant_id))
+        .filter(dead_letters::command_id.eq(command_id))
+        .order(dead_letters::id.desc())
+        .select(DeadLetterRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 pub fn mark_replayed(conn: &mut PgConnection, command_id: Uuid) -> Result<(), StoreError> {
     diesel::update(
         dead_letters::table
