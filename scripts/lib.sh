@@ -131,6 +131,7 @@ start_broker() {
       --storage-engine "sqlite://tansu.db" >>"$dir/tansu.log" 2>&1) &
   BROKER_PID=$!
   wait_for_port "$port" 60 || { tail -20 "$dir/tansu.log" >&2; die "tansu did not start"; }
+  python3 "$ROOT/scripts/tansu-indexes.py" "$dir/tansu.db" || die "could not index tansu's storage"
   log "tansu broker on 127.0.0.1:$port (pid $BROKER_PID)"
 }
 
