@@ -168,9 +168,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     // The reply consumer outlives the HTTP server: requests still in flight
     // when shutdown starts get their outcomes.
     let (replies_stop, replies_stopped) = watch::channel(false);
-    let replies = replies::ReplyRouter::start(&config.kafka_brokers, &reply_topic, replies_stopped)
-        .await
-        .context("starting the reply consumer")?;
+    let replies = replies::ReplyRouter::start(
+        &config.kafka_brokers,
+        &reply_topic,
+        config.kafka_fetch_wait,
+        replies_stopped,
+    )
+    .await
+    .context("starting the reply consumer")?;
     let addr = config.http_addr;
     let state = AppState {
         pool,

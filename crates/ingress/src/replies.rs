@@ -43,9 +43,10 @@ impl ReplyRouter {
     pub async fn start(
         brokers: &str,
         topic: &str,
+        fetch_wait: std::time::Duration,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Self>> {
-        let consumer: StreamConsumer = bus::standalone_consumer_config(brokers)
+        let consumer: StreamConsumer = bus::standalone_consumer_config(brokers, fetch_wait)
             .create()
             .context("creating the reply consumer")?;
         let (c, t) = (consumer, topic.to_string());

@@ -54,10 +54,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
 
     let group = GroupContext::default();
     let revoked = group.revoked.clone();
-    let consumer: StreamConsumer<GroupContext> =
-        bus::group_consumer_config(&config.kafka_brokers, &config.consumer_group)
-            .create_with_context(group)
-            .context("creating the Kafka consumer")?;
+    let consumer: StreamConsumer<GroupContext> = bus::group_consumer_config(
+        &config.kafka_brokers,
+        &config.consumer_group,
+        config.kafka_fetch_wait,
+    )
+    .create_with_context(group)
+    .context("creating the Kafka consumer")?;
     consumer
         .subscribe(&[&topics.commands()])
         .context("subscribing to the command topic")?;
@@ -113,6 +116,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
                 m = consumer.recv() => m,
                 _ = watchdog_tick.tick() => {
                     watchdog.check(&consumer, &topics.commands());
+                    // Idle: refresh the gauges, or they keep the last busy
+                    // moment's lag and backlog.
+                    observe_lag(&consumer, &pool, &inbox.window).await;
                     continue;
                 }
             };

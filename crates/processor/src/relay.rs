@@ -191,7 +191,8 @@ fn scan_tails(
     topics: &BTreeSet<&str>,
     wanted: &HashSet<i64>,
 ) -> Result<HashSet<i64>, RelayError> {
-    let consumer: BaseConsumer = bus::standalone_consumer_config(brokers).create()?;
+    let consumer: BaseConsumer =
+        bus::standalone_consumer_config(brokers, Duration::from_millis(20)).create()?;
     let timeout = Duration::from_secs(10);
     let mut tpl = TopicPartitionList::new();
     let mut ends: HashMap<(String, i32), i64> = HashMap::new();

@@ -113,7 +113,10 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
 
 /// A consumer-group member that never commits on its own: the processor
 /// commits offsets only after the DB transaction that applied them (P1/P3).
-pub fn group_consumer_config(brokers: &str, group: &str) -> ClientConfig {
+///
+/// `fetch_wait`: how long the broker may hold a fetch that finds nothing
+/// (`Config::kafka_fetch_wait`).
+pub fn group_consumer_config(brokers: &str, group: &str, fetch_wait: Duration) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -123,20 +126,20 @@ pub fn group_consumer_config(brokers: &str, group: &str) -> ClientConfig {
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "300000")
-        .set("fetch.wait.max.ms", "50")
+        .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string())
         .set("broker.address.family", "v4");
     c
 }
 
 /// A consumer outside any group, for assigned partitions (reply topics,
 /// tools that read a topic from the start).
-pub fn standalone_consumer_config(brokers: &str) -> ClientConfig {
+pub fn standalone_consumer_config(brokers: &str, fetch_wait: Duration) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
         .set("group.id", "scimflow-standalone")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", "20")
+        .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string())
         .set("broker.address.family", "v4");
     c
 }

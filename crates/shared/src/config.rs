@@ -47,6 +47,7 @@ pub const SETTINGS: &[&str] = &[
     "SCIMFLOW_PROCESSOR_ADMIN_ADDR",
     "SCIMFLOW_TENANT_RATE",
     "SCIMFLOW_TENANT_BURST",
+    "SCIMFLOW_KAFKA_FETCH_WAIT_MS",
 ];
 
 #[derive(Debug, Clone)]
@@ -94,6 +95,13 @@ pub struct Config {
     /// `SCIMFLOW_TENANT_BURST` (default 40000): requests one tenant may make
     /// at once above its rate.
     pub tenant_burst: f64,
+    /// `SCIMFLOW_KAFKA_FETCH_WAIT_MS` (default 50): how long the broker may
+    /// hold a consumer's fetch when it has nothing new (`fetch.wait.max.ms`)
+    /// for the processor and the reply consumers. Kafka answers as soon as
+    /// data arrives, so this only bounds idle polling there; tansu 0.6 holds
+    /// every fetch this long, so against it this is latency per hop
+    /// (docs/PERFORMANCE.md).
+    pub kafka_fetch_wait: Duration,
 }
 
 /// Where settings come from: the environment first, then the file.
@@ -258,6 +266,15 @@ impl Config {
                 });
             }
         }
+        let fetch_wait_ms: u64 = src.parse("SCIMFLOW_KAFKA_FETCH_WAIT_MS", 50)?;
+        if !(1..=5000).contains(&fetch_wait_ms) {
+            return Err(ConfigError::Invalid {
+                name: "SCIMFLOW_KAFKA_FETCH_WAIT_MS",
+                value: fetch_wait_ms.to_string(),
+                reason: "must be between 1 and 5000 (0 would make consumers poll the broker in a busy loop)".into(),
+            });
+        }
+        let kafka_fetch_wait = Duration::from_millis(fetch_wait_ms);
         let admin_addr: SocketAddr = src.parse(
             "SCIMFLOW_ADMIN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 9090)),
@@ -283,6 +300,7 @@ impl Config {
             consumer_group,
             tenant_rate,
             tenant_burst,
+            kafka_fetch_wait,
         })
     }
 
