@@ -45,6 +45,10 @@ pub struct BenchArgs {
     members_per_group: usize,
     #[arg(long, default_value_t = 1000)]
     member_batch: usize,
+    /// Membership PATCHes in flight at once. An IdP sends one group's
+    /// batches one after another; so does the default.
+    #[arg(long, default_value_t = 1)]
+    member_concurrency: usize,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -53,6 +57,45 @@ pub struct BenchArgs {
     /// Write the summary as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// A Prometheus `/metrics` URL whose `process_resident_memory_bytes`
+    /// is sampled every 5 s for the whole run (repeatable: the ingress's
+    /// and the processor's admin listeners).
+    #[arg(long = "metrics")]
+    metrics: Vec<String>,
+}
+
+/// Resident memory samples of one process, from its `/metrics`.
+#[derive(Default, Clone)]
+struct MemorySamples(Vec<u64>);
+
+impl MemorySamples {
+    /// Growth after warm-up: the samples of the first tenth of the run are
+    /// skipped (pools, caches and buffers fill there), then
+    /// (max - min) / min over the rest.
+    fn summary(&self) -> Value {
+        let warm = &self.0[(self.0.len() / 10).min(self.0.len().saturating_sub(1))..];
+        let (min, max) = (
+            warm.iter().min().copied().unwrap_or(0),
+            warm.iter().max().copied().unwrap_or(0),
+        );
+        let mib = |b: u64| (b as f64 / 1048576.0 * 10.0).round() / 10.0;
+        json!({
+            "samples": self.0.len(),
+            "first_mib": mib(self.0.first().copied().unwrap_or(0)),
+            "warm_min_mib": mib(min),
+            "warm_max_mib": mib(max),
+            "last_mib": mib(self.0.last().copied().unwrap_or(0)),
+            "growth_after_warmup_pct": if min > 0 { ((max - min) as f64 / min as f64 * 1000.0).round() / 10.0 } else { 0.0 },
+        })
+    }
+}
+
+async fn resident_memory(client: &reqwest::Client, url: &str) -> Option<u64> {
+    let text = client.get(url).send().await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
 }
 
 /// Latencies and errors of one request kind.
@@ -205,6 +248,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let run = format!("b{:06x}", rand::random::<u32>() & 0xff_ffff);
     let ctx = Arc::new((client, base, auth, run.clone(), args.shape));
     let ids: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(vec![None; args.users]));
+    let memory: Arc<Mutex<BTreeMap<String, MemorySamples>>> = Arc::default();
+    let sampler = {
+        let (client, urls, memory) = (ctx.0.clone(), args.metrics.clone(), memory.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                for url in &urls {
+                    if let Some(bytes) = resident_memory(&client, url).await {
+                        if let Ok(mut m) = memory.lock() {
+                            m.entry(url.clone()).or_default().0.push(bytes);
+                        }
+                    }
+                }
+            }
+        })
+    };
     let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
 
     // Users: one POST each, or through /Bulk.
@@ -351,9 +411,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let users: Arc<Vec<String>> =
                 Arc::new(created.iter().map(|(_, id)| id.clone()).collect());
             let (ctx, groups, members) = (ctx.clone(), Arc::new(groups), args.members_per_group);
-            // Batches of one group go one after another (as an IdP sends
-            // them); groups proceed in parallel.
-            let k = phase("add members", total, args.concurrency, move |n| {
+            let k = phase("add members", total, args.member_concurrency, move |n| {
                 let (ctx, groups, users) = (ctx.clone(), groups.clone(), users.clone());
                 async move {
                     let (client, base, auth, _, _) = &*ctx;
@@ -377,6 +435,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
 
+    sampler.abort();
+    let memory: BTreeMap<String, Value> = memory
+        .lock()
+        .map(|m| m.iter().map(|(u, s)| (u.clone(), s.summary())).collect())
+        .unwrap_or_default();
     let summary: BTreeMap<String, Value> = kinds
         .iter()
         .map(|(k, v)| (k.clone(), v.summary()))
@@ -400,11 +463,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             f("max_ms")
         );
     }
+    for (url, m) in &memory {
+        println!(
+            "memory {url}: {} samples; first {} MiB, after warm-up {} to {} MiB ({}% growth), last {} MiB",
+            m["samples"], m["first_mib"], m["warm_min_mib"], m["warm_max_mib"], m["growth_after_warmup_pct"], m["last_mib"]
+        );
+    }
     if let Some(path) = &args.report {
         let report = json!({
             "target": ctx.1, "shape": format!("{:?}", args.shape), "concurrency": args.concurrency,
             "users": args.users, "bulk": args.bulk, "lookups": args.lookups, "groups": args.groups,
-            "members_per_group": args.members_per_group, "run": run, "kinds": summary,
+            "members_per_group": args.members_per_group, "run": run, "kinds": summary, "memory": memory,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -84,6 +84,7 @@ pub async fn track(State(_app): State<AppState>, mut req: Request, next: Next) -
 
 pub async fn serve_metrics(State(app): State<AppState>) -> String {
     scimflow_shared::metrics::observe_pool(&app.pool);
+    scimflow_shared::metrics::observe_process();
     LazyLock::force(&REQUESTS);
     LazyLock::force(&LATENCY);
     scimflow_shared::metrics::render()

@@ -87,6 +87,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             let pool = admin_pool.clone();
             async move {
                 scimflow_shared::metrics::observe_pool(&pool);
+                scimflow_shared::metrics::observe_process();
                 scimflow_shared::metrics::render()
             }
         }),

@@ -35,6 +35,32 @@ pub fn observe_pool(pool: &PgPool) {
         ));
 }
 
+pub static RESIDENT_MEMORY: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    let g = prometheus::IntGauge::new(
+        "process_resident_memory_bytes",
+        "Resident memory of this process, in bytes",
+    )
+    .unwrap_or_else(|e| panic!("metric definition: {e}"));
+    let _ = prometheus::register(Box::new(g.clone()));
+    g
+});
+
+/// Record this process's resident memory (called on each scrape; Linux
+/// only, from /proc, so `scimflow bench --metrics` can watch it flat).
+pub fn observe_process() {
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        });
+    if let Some(kib) = rss_kib {
+        RESIDENT_MEMORY.set(kib * 1024);
+    }
+}
+
 /// The text exposition of every registered series.
 pub fn render() -> String {
     let mut buf = Vec::new();
