@@ -452,6 +452,9 @@ async fn a_noisy_tenants_backlog_does_not_hold_another_tenants_write() {
             async move { (quiet_applied == 1).then_some(noisy_applied) }
         })
         .await;
+    println!(
+        "fair share: the quiet tenant's write was applied after {noisy_applied_when_quiet_was} of the {BACKLOG} writes queued ahead of it"
+    );
     assert!(
         noisy_applied_when_quiet_was < (BACKLOG as i64) / 2,
         "the quiet tenant's write waited for {noisy_applied_when_quiet_was} of {BACKLOG} queued writes of another tenant"

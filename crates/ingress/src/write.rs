@@ -188,3 +188,28 @@ async fn publish(
     tracing::debug!(%command_id, tenant = %tenant_id, kind = envelope.command.name(), "command published");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn respond_async_is_found_among_other_preferences() {
+        let cases: &[(&[&str], bool)] = &[
+            (&["respond-async"], true),
+            (&["Respond-Async"], true),
+            (&["return=minimal, respond-async"], true),
+            (&["return=minimal", "respond-async; wait=10"], true),
+            (&["wait=10"], false),
+            (&["respond-asynchronously"], false),
+            (&[], false),
+        ];
+        for (values, expected) in cases {
+            let mut headers = HeaderMap::new();
+            for v in *values {
+                headers.append("prefer", v.parse().expect("a valid header value"));
+            }
+            assert_eq!(prefers_async(&headers), *expected, "{values:?}");
+        }
+    }
+}

@@ -9,21 +9,6 @@ use super::schema::{dead_letters, outbox, processed_commands, user_history};
 use super::StoreError;
 use crate::command::Outcome;
 
-/// The stored outcome of a command that was already applied.
-pub fn find_outcome(
-    conn: &mut PgConnection,
-    command_id: Uuid,
-) -> Result<Option<Outcome>, StoreError> {
-    let stored: Option<Value> = processed_commands::table
-        .find(command_id)
-        .select(processed_commands::outcome)
-        .first(conn)
-        .optional()?;
-    stored
-        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .transpose()
-}
-
 /// The stored outcome of one of a tenant's commands, for its status
 /// monitor (`Prefer: respond-async`).
 pub fn find_tenant_outcome(
@@ -37,9 +22,7 @@ pub fn find_tenant_outcome(
         .select(processed_commands::outcome)
         .first(conn)
         .optional()?;
-    stored
-        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .transpose()
+    stored.map(decode_outcome).transpose()
 }
 
 /// Outcomes of several commands at once (batch dedup).
@@ -48,10 +31,11 @@ pub fn find_outcomes(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Outcom
         .filter(processed_commands::command_id.eq_any(ids))
         .select(processed_commands::outcome)
         .load(conn)?;
-    stored
-        .into_iter()
-        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .collect()
+    stored.into_iter().map(decode_outcome).collect()
+}
+
+fn decode_outcome(stored: Value) -> Result<Outcome, StoreError> {
+    serde_json::from_value(stored).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 pub fn record_outcome(
