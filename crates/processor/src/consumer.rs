@@ -156,6 +156,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         if batch.is_empty() {
             continue;
         }
+        tracing::debug!(
+            size = batch.len(),
+            still_waiting = inbox.window.len(),
+            "batch taken"
+        );
         let inbound: Vec<Inbound> = batch.iter().map(|r| r.inbound.clone()).collect();
         let Some(dispositions) = apply_with_retries(
             &consumer,
