@@ -616,6 +616,40 @@ impl Tenant {
             body,
         }
     }
+    /// A write with `Prefer: respond-async` (RFC 7240).
+    pub async fn send_async(&self, method: Method, path: &str, body: &Value) -> Reply {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header(CONTENT_TYPE, SCIM_JSON)
+            .header("Prefer", "return=minimal, respond-async")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("HTTP request");
+        let (status, headers) = (r.status(), r.headers().clone());
+        let body = r.json().await.unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Poll a status monitor until it stops answering 202.
+    pub async fn settled(&self, monitor: &str) -> Reply {
+        eventually(
+            "the outcome at the status monitor",
+            Duration::from_secs(60),
+            || async move {
+                let r = self.get(monitor).await;
+                (r.status != 202).then_some(r)
+            },
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(Method::GET, path, None, None).await
     }

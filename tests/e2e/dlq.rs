@@ -86,14 +86,29 @@ async fn p2_p4_poison_command_is_dead_lettered_held_and_replayed_once() {
         "{}",
         poison.body
     );
-    // Held behind it: not applied ahead of the poison (P2).
+    // Held behind it: not applied ahead of the poison (P2). Sent with
+    // respond-async, so its status monitor is what tells.
     let held = t
-        .patch(
+        .send_async(
+            reqwest::Method::PATCH,
             &format!("/Users/{victim}"),
             &patch_op(json!([{"op": "replace", "path": "title", "value": "after"}])),
         )
         .await;
-    held.assert_error(500, None);
+    assert_eq!(held.status, 202, "{}", held.body);
+    let held_monitor = held.headers["location"]
+        .to_str()
+        .expect("Location")
+        .to_string();
+    let held_outcome = t.settled(&held_monitor).await;
+    held_outcome.assert_error(500, None);
+    assert!(
+        held_outcome.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("held for an operator (dead letter")),
+        "{}",
+        held_outcome.body
+    );
     let mut flowed = 0;
     for f in flow {
         flowed += f.await.expect("writer");
@@ -196,6 +211,10 @@ async fn p2_p4_poison_command_is_dead_lettered_held_and_replayed_once() {
         "after",
         "in order: poison, then after"
     );
+    // The held write's monitor now gives its real outcome.
+    let applied = t.get(&held_monitor).await;
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    assert_eq!(applied.body["title"], "after");
     let garbage_id = listed[2]["id"].as_i64().expect("id").to_string();
     stack.cli(&[
         "dlq",

@@ -183,45 +183,6 @@ async fn search_sort_projection_etags_me_and_schemas() {
     );
 }
 
-/// A request with `Prefer: respond-async`, through the real client.
-async fn send_async(
-    t: &crate::common::Tenant,
-    method: Method,
-    path: &str,
-    body: &Value,
-) -> crate::common::Reply {
-    let r = t
-        .http
-        .request(method, format!("{}{path}", t.base))
-        .header("Authorization", format!("Bearer {}", t.token))
-        .header("Content-Type", "application/scim+json")
-        .header("Prefer", "return=minimal, respond-async")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("HTTP request");
-    let (status, headers) = (r.status(), r.headers().clone());
-    let body = r.json().await.unwrap_or(Value::Null);
-    crate::common::Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// Poll a status monitor until it stops answering 202.
-async fn settled(t: &crate::common::Tenant, url: &str) -> crate::common::Reply {
-    crate::common::eventually(
-        "the outcome at the status monitor",
-        std::time::Duration::from_secs(60),
-        || async move {
-            let r = t.get(url).await;
-            (r.status != 202).then_some(r)
-        },
-    )
-    .await
-}
-
 /// RFC 7240 respond-async: 202 once queued, the outcome (success or a
 /// rule's error) at the status monitor afterwards; bad input is still
 /// refused at once; /Bulk applies it when no operation waits on another.
@@ -233,7 +194,9 @@ async fn respond_async_answers_202_and_the_status_monitor_gives_the_outcome() {
         json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email,
                "emails": [{"value": email, "type": "work", "primary": true}]})
     };
-    let r = send_async(&t, Method::POST, "/Users", &body("async@proto.example")).await;
+    let r = t
+        .send_async(Method::POST, "/Users", &body("async@proto.example"))
+        .await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.headers["preference-applied"], "respond-async");
     let monitor = r.headers["location"]
@@ -245,7 +208,7 @@ async fn respond_async_answers_202_and_the_status_monitor_gives_the_outcome() {
         "{monitor}"
     );
     assert_eq!(r.body["status"], "pending");
-    let done = settled(&t, &monitor).await;
+    let done = t.settled(&monitor).await;
     assert_eq!(done.status, 201, "{}", done.body);
     let id = done.body["id"].as_str().expect("id").to_string();
     assert_eq!(t.get(&format!("/Users/{id}")).await.status, 200);
@@ -256,13 +219,19 @@ async fn respond_async_answers_202_and_the_status_monitor_gives_the_outcome() {
     );
 
     // The same userName again: accepted, then the processor's 409 (I4).
-    let r = send_async(&t, Method::POST, "/Users", &body("ASYNC@proto.example")).await;
+    let r = t
+        .send_async(Method::POST, "/Users", &body("ASYNC@proto.example"))
+        .await;
     assert_eq!(r.status, 202);
-    let conflict = settled(&t, r.headers["location"].to_str().expect("Location")).await;
+    let conflict = t
+        .settled(r.headers["location"].to_str().expect("Location"))
+        .await;
     conflict.assert_error(409, Some("uniqueness"));
 
     // Bad input is refused before anything is queued, preference or not.
-    let r = send_async(&t, Method::POST, "/Users", &json!({"userName": 7})).await;
+    let r = t
+        .send_async(Method::POST, "/Users", &json!({"userName": 7}))
+        .await;
     r.assert_error(400, None);
     // Nobody else's, and never minted: not found.
     let r = t.get(&format!("/Status/{}", uuid::Uuid::new_v4())).await;
@@ -275,14 +244,14 @@ async fn respond_async_answers_202_and_the_status_monitor_gives_the_outcome() {
     };
     let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
                       "Operations": [op(1), op(2), op(3)]});
-    let r = send_async(&t, Method::POST, "/Bulk", &bulk).await;
+    let r = t.send_async(Method::POST, "/Bulk", &bulk).await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.headers["preference-applied"], "respond-async");
     let ops = r.body["Operations"].as_array().expect("Operations").clone();
     assert_eq!(ops.len(), 3);
     for op in &ops {
         assert_eq!(op["status"], "202", "{op}");
-        let done = settled(&t, op["location"].as_str().expect("location")).await;
+        let done = t.settled(op["location"].as_str().expect("location")).await;
         assert_eq!(done.status, 201, "{}", done.body);
     }
     // One operation referencing another's bulkId needs its outcome: the
@@ -290,7 +259,7 @@ async fn respond_async_answers_202_and_the_status_monitor_gives_the_outcome() {
     let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
         "Operations": [op(4), {"method": "POST", "path": "/Groups", "bulkId": "g",
             "data": {"displayName": "async group", "members": [{"value": "bulkId:u4"}]}}]});
-    let r = send_async(&t, Method::POST, "/Bulk", &bulk).await;
+    let r = t.send_async(Method::POST, "/Bulk", &bulk).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.headers.get("preference-applied").is_none());
     let statuses: Vec<&str> = r.body["Operations"]

@@ -4,9 +4,10 @@
 //! The monitor is `GET /scim/v2/{tenant}/Status/{command_id}`. It answers
 //! with the write's own response (status, body, `ETag`, `Location`) once
 //! the processor has committed it, from the same dedup record that makes
-//! redelivery safe (P3); 500 naming the dead letter if it is held for an
-//! operator; 202 while it is queued. Command ids are UUIDv7, so an id the
-//! ingress could not have minted in the last day is simply not found.
+//! redelivery safe (P3); 500 naming the dead letter if it is held for (or
+//! was discarded by) an operator; 202 while it is queued. Command ids are
+//! UUIDv7, so an id the ingress could not have minted in the last day is
+//! simply not found.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -85,8 +86,13 @@ pub async fn get_status(
         return Ok(from_outcome(&outcome));
     }
     if let Some(letter) = dead_letter {
+        let what = if letter.status == dead_letters::DISCARDED {
+            "was discarded by an operator"
+        } else {
+            "is held for an operator"
+        };
         return Err(ScimError::internal(format!(
-            "the request could not be applied and is held for an operator (dead letter {})",
+            "the request could not be applied and {what} (dead letter {})",
             letter.id
         ))
         .into());

@@ -111,6 +111,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     let mut watchdog = IdleWatchdog::default();
     let mut watchdog_tick = tokio::time::interval(IdleWatchdog::INTERVAL);
     loop {
+        // Asked to stop with commands still read ahead: leave them; they are
+        // not committed, so the partitions' next owner reads them again.
+        if *shutdown.borrow() {
+            break;
+        }
         if inbox.window.is_empty() {
             let first = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
