@@ -1,0 +1,1 @@
+DROP STATISTICS users_lower_user_name;
