@@ -334,10 +334,13 @@ impl Stack {
                 .as_mut()
                 .and_then(|child| child.try_wait().ok().flatten());
             if let Some(status) = exited {
-                let log = self.log_tail("ingress");
+                // The whole log: the error comes first, a backtrace after it.
+                let path = self.logs.join(format!("{}-ingress.log", self.name));
+                let log = std::fs::read_to_string(path).unwrap_or_default();
                 assert!(
                     log.contains("Address already in use") && rebinds < 3,
-                    "the ingress exited ({status}) before it was ready:\n{log}"
+                    "the ingress exited ({status}) before it was ready:\n{}",
+                    log.lines().take(40).collect::<Vec<_>>().join("\n")
                 );
                 rebinds += 1;
                 self.http_port = free_port();

@@ -6,6 +6,7 @@
 //! the dead letters are written in the same transaction as the effects; the
 //! caller commits Kafka offsets only after this transaction commits (P1).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use diesel::{Connection, PgConnection};
@@ -14,7 +15,7 @@ use uuid::Uuid;
 use scimflow_shared::bus::{headers, Topics};
 use scimflow_shared::command::{CommandEnvelope, Outcome, ENVELOPE_VERSION};
 use scimflow_shared::store::commands::{
-    enqueue_message, find_outcomes, record_dead_letter, record_outcome, NewDeadLetter,
+    enqueue_message, find_outcomes, record_dead_letter, NewDeadLetter, PendingWrites,
 };
 use scimflow_shared::store::dead_letters::{holds, mark_replayed, Hold, TENANT_SUSPENDED};
 use scimflow_shared::store::tenants::{self, TenantRow};
@@ -69,6 +70,7 @@ pub fn run_batch(
     settings: &BatchSettings<'_>,
 ) -> Result<Vec<Disposition>, StoreError> {
     conn.transaction(|conn| {
+        let pending = RefCell::new(PendingWrites::default());
         let decoded: Vec<Result<CommandEnvelope, String>> =
             batch.iter().map(|m| decode(&m.payload)).collect();
         let ids: Vec<Uuid> = decoded.iter().flatten().map(|e| e.command_id).collect();
@@ -167,7 +169,7 @@ pub fn run_batch(
                     env.command_id,
                     &ScimError::unauthorized("the tenant no longer exists"),
                 );
-                record_outcome(conn, env.tenant_id, &outcome)?;
+                pending.borrow_mut().outcome(env.tenant_id, &outcome)?;
                 out.push(Disposition::Answered(outcome));
                 continue;
             };
@@ -175,12 +177,18 @@ pub fn run_batch(
                 tenant: &tenant,
                 envelope: &env,
                 topics: settings.topics,
+                pending: &pending,
             };
+            let mark = pending.borrow().mark();
             let applied = conn.transaction::<Outcome, ApplyError, _>(|conn| {
                 let outcome = apply(conn, &ctx)?;
-                record_outcome(conn, tenant.id, &outcome)?;
+                pending.borrow_mut().outcome(tenant.id, &outcome)?;
                 Ok(outcome)
             });
+            if applied.is_err() {
+                // The savepoint rolled the effect back; its rows go too.
+                pending.borrow_mut().rollback_to(mark);
+            }
             match applied {
                 Ok(outcome) => {
                     tracing::debug!(status = outcome.status, "command applied");
@@ -189,7 +197,7 @@ pub fn run_batch(
                 }
                 Err(ApplyError::Rejected(err)) => {
                     let outcome = Outcome::from_error(env.command_id, &err);
-                    record_outcome(conn, tenant.id, &outcome)?;
+                    pending.borrow_mut().outcome(tenant.id, &outcome)?;
                     done.insert(env.command_id, outcome.clone());
                     out.push(Disposition::Answered(outcome));
                 }
@@ -213,6 +221,7 @@ pub fn run_batch(
                 Err(ApplyError::Store(e)) => return Err(e),
             }
         }
+        pending.borrow_mut().flush(conn)?;
         Ok(out)
     })
 }

@@ -43,15 +43,7 @@ pub(super) fn create(
     };
     store::insert(conn, &row)?;
     let added = store::add_members(conn, group_id, &members)?;
-    record(
-        conn,
-        ctx,
-        &row,
-        "group.created",
-        &["displayName"],
-        &added,
-        &[],
-    )?;
+    record(ctx, &row, "group.created", &["displayName"], &added, &[])?;
     resource_outcome(conn, ctx, &row, 201)
 }
 
@@ -190,7 +182,6 @@ fn commit_change(
     };
     store::update(conn, &row)?;
     record(
-        conn,
         ctx,
         &row,
         event_type(&changed, added, removed),
@@ -213,7 +204,7 @@ pub(super) fn delete(
         updated_at: Utc::now(),
         ..current
     };
-    record(conn, ctx, &gone, "group.deleted", &[], &[], &[])?;
+    record(ctx, &gone, "group.deleted", &[], &[], &[])?;
     Ok(no_content(ctx))
 }
 
@@ -233,15 +224,7 @@ pub(super) fn record_removal_by_user_delete(
         ..current
     };
     store::update(conn, &row)?;
-    record(
-        conn,
-        ctx,
-        &row,
-        "group.members_removed",
-        &[],
-        &[],
-        &[user_id],
-    )
+    record(ctx, &row, "group.members_removed", &[], &[], &[user_id])
 }
 
 fn event_type(changed: &[&str], added: &[Uuid], removed: &[Uuid]) -> &'static str {
@@ -324,7 +307,6 @@ fn capped(ids: &[Uuid]) -> Vec<String> {
 /// The change event (P5), without the member list: downstream services
 /// get the ids that changed.
 fn record(
-    conn: &mut PgConnection,
     ctx: &Context<'_>,
     row: &GroupRow,
     kind: &str,
@@ -360,7 +342,7 @@ fn record(
         "resource": resource,
     });
     emit_event(
-        conn,
+        ctx,
         &ctx.topics.group_changes(),
         row.tenant_id,
         row.id,

@@ -6,6 +6,8 @@
 mod groups;
 mod users;
 
+use std::cell::RefCell;
+
 use diesel::PgConnection;
 use serde_json::Value;
 use uuid::Uuid;
@@ -13,7 +15,7 @@ use uuid::Uuid;
 use scimflow_shared::bus::Topics;
 use scimflow_shared::command::{Command, CommandEnvelope, Outcome};
 use scimflow_shared::scim::user::etag;
-use scimflow_shared::store::commands::enqueue_message;
+use scimflow_shared::store::commands::PendingWrites;
 use scimflow_shared::store::tenants::TenantRow;
 use scimflow_shared::store::StoreError;
 use scimflow_shared::ScimError;
@@ -45,6 +47,8 @@ pub struct Context<'a> {
     pub tenant: &'a TenantRow,
     pub envelope: &'a CommandEnvelope,
     pub topics: &'a Topics,
+    /// History and change events, written by the batch before it commits.
+    pub pending: &'a RefCell<PendingWrites>,
 }
 
 pub fn apply(conn: &mut PgConnection, ctx: &Context<'_>) -> Result<Outcome, ApplyError> {
@@ -90,21 +94,18 @@ fn no_content(ctx: &Context<'_>) -> Outcome {
     }
 }
 
-/// Queue a change event (P5) in this transaction, keyed by resource.
+/// Queue a change event (P5) for this batch's transaction, keyed by
+/// resource.
 fn emit_event(
-    conn: &mut PgConnection,
+    ctx: &Context<'_>,
     topic: &str,
     tenant_id: Uuid,
     resource_id: Uuid,
     event: &Value,
 ) -> Result<(), ApplyError> {
     let payload = serde_json::to_vec(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    enqueue_message(
-        conn,
-        topic,
-        &format!("{tenant_id}/{resource_id}"),
-        &payload,
-        &[],
-    )?;
+    ctx.pending
+        .borrow_mut()
+        .message(topic, &format!("{tenant_id}/{resource_id}"), payload);
     Ok(())
 }

@@ -11,7 +11,7 @@ use scimflow_shared::rules::identity::identity_email;
 use scimflow_shared::rules::roles::{apply_role_effects, apply_roles, parse_role_values, Roles};
 use scimflow_shared::scim::patch::{apply_user_patch, parse_patch_request};
 use scimflow_shared::scim::user::{normalize_user, UserView};
-use scimflow_shared::store::commands::{record_history, HistoryEntry};
+use scimflow_shared::store::commands::HistoryEntry;
 use scimflow_shared::store::groups as group_store;
 use scimflow_shared::store::users::{self, UserRow};
 use scimflow_shared::ScimError;
@@ -66,7 +66,7 @@ pub(super) fn create(
                 ..existing.clone()
             };
             users::update(conn, &row)?;
-            record_change(conn, ctx, Some(&existing), &row, change)?;
+            record_change(ctx, Some(&existing), &row, change)?;
             row
         }
         None => {
@@ -89,7 +89,7 @@ pub(super) fn create(
                 deleted_at: None,
             };
             users::insert(conn, &row)?;
-            record_change(conn, ctx, None, &row, "created")?;
+            record_change(ctx, None, &row, "created")?;
             row
         }
     };
@@ -187,7 +187,7 @@ fn write_user(
         }
         _ => "updated",
     };
-    record_change(conn, ctx, Some(&current), &row, change)?;
+    record_change(ctx, Some(&current), &row, change)?;
     resource_outcome(conn, ctx, &row, 200)
 }
 
@@ -207,7 +207,7 @@ pub(super) fn delete(
     users::update(conn, &row)?;
     // L5: a deleted user leaves every group.
     let left = group_store::remove_user_everywhere(conn, user_id)?;
-    record_change(conn, ctx, Some(&current), &row, "deleted")?;
+    record_change(ctx, Some(&current), &row, "deleted")?;
     for group_id in left {
         super::groups::record_removal_by_user_delete(conn, ctx, group_id, user_id)?;
     }
@@ -295,9 +295,8 @@ fn tracked(row: &UserRow) -> Value {
 }
 
 /// History row (when tracked fields changed) and change event (always),
-/// both in the transaction of the change itself.
+/// both committed with the change itself (`PendingWrites`).
 fn record_change(
-    conn: &mut PgConnection,
     ctx: &Context<'_>,
     before: Option<&UserRow>,
     after: &UserRow,
@@ -307,18 +306,15 @@ fn record_change(
     let before_tracked = before.map(tracked);
     let after_tracked = tracked(after);
     if before_tracked.as_ref() != Some(&after_tracked) {
-        record_history(
-            conn,
-            HistoryEntry {
-                tenant_id: after.tenant_id,
-                user_id: after.id,
-                command_id: Some(env.command_id),
-                request_id: Some(&env.request_id),
-                change,
-                before: before_tracked,
-                after: after_tracked,
-            },
-        )?;
+        ctx.pending.borrow_mut().history(HistoryEntry {
+            tenant_id: after.tenant_id,
+            user_id: after.id,
+            command_id: Some(env.command_id),
+            request_id: Some(&env.request_id),
+            change,
+            before: before_tracked,
+            after: after_tracked,
+        });
     }
     let changed: Vec<&str> = match before {
         None => vec![],
@@ -358,7 +354,7 @@ fn record_change(
         "resource": resource,
     });
     emit_event(
-        conn,
+        ctx,
         &ctx.topics.user_changes(),
         after.tenant_id,
         after.id,
