@@ -93,6 +93,15 @@ fn command(op: &Operation) -> Result<Command, IngressError> {
     })
 }
 
+/// What one operation's entry says when it could not be published or
+/// answered: its SCIM error, or 503 for the broker or the deadline.
+fn operation_error(e: IngressError) -> ScimError {
+    match e {
+        IngressError::Scim(s) => s,
+        other => ScimError::unavailable(other.to_string()),
+    }
+}
+
 /// One entry of the BulkResponse.
 fn result_entry(
     method: Option<Method>,
@@ -181,13 +190,12 @@ pub async fn bulk(
                     }
                     entry
                 }
-                Err(e) => {
-                    let e = match e {
-                        IngressError::Scim(s) => s,
-                        other => ScimError::unavailable(other.to_string()),
-                    };
-                    result_entry(Some(op.method), op.bulk_id.as_deref(), None, Err(&e))
-                }
+                Err(e) => result_entry(
+                    Some(op.method),
+                    op.bulk_id.as_deref(),
+                    None,
+                    Err(&operation_error(e)),
+                ),
             });
         }
         let operations: Vec<Value> = results.into_iter().flatten().collect();
@@ -275,10 +283,7 @@ pub async fn bulk(
             }
         });
         for (i, op, location, outcome) in futures::future::join_all(wave).await {
-            let outcome = outcome.map_err(|e| match e {
-                IngressError::Scim(s) => s,
-                other => ScimError::unavailable(other.to_string()),
-            });
+            let outcome = outcome.map_err(operation_error);
             let ok = outcome.as_ref().is_ok_and(|o| o.status < 400);
             if let (Some(b), Method::Post) = (&op.bulk_id, op.method) {
                 match outcome

@@ -183,6 +183,12 @@ pub fn run_batch(
             let applied = conn.transaction::<Outcome, ApplyError, _>(|conn| {
                 let outcome = apply(conn, &ctx)?;
                 pending.borrow_mut().outcome(tenant.id, &outcome)?;
+                if settings.isolate_failures {
+                    // Looking for the command that breaks the batch: its
+                    // rows are written inside its own savepoint, so a
+                    // failure there dead-letters it rather than the batch.
+                    pending.borrow_mut().flush(conn)?;
+                }
                 Ok(outcome)
             });
             if applied.is_err() {
@@ -198,6 +204,9 @@ pub fn run_batch(
                 Err(ApplyError::Rejected(err)) => {
                     let outcome = Outcome::from_error(env.command_id, &err);
                     pending.borrow_mut().outcome(tenant.id, &outcome)?;
+                    if settings.isolate_failures {
+                        pending.borrow_mut().flush(conn)?;
+                    }
                     done.insert(env.command_id, outcome.clone());
                     out.push(Disposition::Answered(outcome));
                 }
