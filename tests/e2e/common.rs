@@ -325,52 +325,44 @@ impl Stack {
     /// once with its log; one that lost its port to another process (the
     /// port was free when chosen, not reserved) is started again on a new one.
     pub async fn wait_ready(&mut self) {
-        // Longer than the ingress itself retries the broker at startup.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
         let mut rebinds = 0;
-        loop {
-            let exited = self
-                .ingress
-                .as_mut()
-                .and_then(|child| child.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                // The whole log: the error comes first, a backtrace after it.
-                let path = self.logs.join(format!("{}-ingress.log", self.name));
-                let log = std::fs::read_to_string(path).unwrap_or_default();
-                assert!(
-                    log.contains("Address already in use") && rebinds < 3,
-                    "the ingress exited ({status}) before it was ready:\n{}",
-                    log.lines().take(40).collect::<Vec<_>>().join("\n")
-                );
-                rebinds += 1;
-                self.http_port = free_port();
-                let addr = format!("127.0.0.1:{}", self.http_port);
-                self.env.retain(|(k, _)| k != "SCIMFLOW_HTTP_ADDR");
-                self.env.push(("SCIMFLOW_HTTP_ADDR".into(), addr));
-                self.spawn_ingress();
+        // Longer than the ingress itself retries the broker at startup.
+        eventually("the ingress to be ready", Duration::from_secs(150), || {
+            self.restart_if_port_was_lost(&mut rebinds);
+            let probe = self
+                .http
+                .get(format!("{}/readyz", self.base_url()))
+                .timeout(Duration::from_secs(5));
+            async move {
+                let ready = probe.send().await.is_ok_and(|r| r.status().is_success());
+                ready.then_some(())
             }
-            let url = format!("{}/readyz", self.base_url());
-            let probe = self.http.get(&url).timeout(Duration::from_secs(5));
-            if let Ok(r) = probe.send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for the ingress to be ready:\n{}",
-                self.log_tail("ingress")
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
     }
 
-    /// The last lines of one of this stack's service logs.
-    pub fn log_tail(&self, log_name: &str) -> String {
-        let path = self.logs.join(format!("{}-{log_name}.log", self.name));
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+    fn restart_if_port_was_lost(&mut self, rebinds: &mut u32) {
+        let Some(status) = self
+            .ingress
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
+        else {
+            return;
+        };
+        // The whole log: the error comes first, a backtrace after it.
+        let path = self.logs.join(format!("{}-ingress.log", self.name));
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            log.contains("Address already in use") && *rebinds < 3,
+            "the ingress exited ({status}) before it was ready:\n{}",
+            log.lines().take(40).collect::<Vec<_>>().join("\n")
+        );
+        *rebinds += 1;
+        self.http_port = free_port();
+        let addr = format!("127.0.0.1:{}", self.http_port);
+        self.env.retain(|(k, _)| k != "SCIMFLOW_HTTP_ADDR");
+        self.env.push(("SCIMFLOW_HTTP_ADDR".into(), addr));
+        self.spawn_ingress();
     }
 
     /// Run a CLI command against this stack's database; stdout as JSON.
