@@ -49,25 +49,19 @@ impl ReplyRouter {
         let consumer: StreamConsumer = bus::standalone_consumer_config(brokers, fetch_wait)
             .create()
             .context("creating the reply consumer")?;
-        let (c, t) = (consumer, topic.to_string());
-        let (consumer, high) = tokio::task::spawn_blocking(move || {
-            // A topic created a moment ago may have no leader yet (Kafka
-            // propagates metadata asynchronously; tansu under load is slow
-            // to): keep asking for a while rather than exit on a transient.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            loop {
-                match c.fetch_watermarks(&t, 0, std::time::Duration::from_secs(10)) {
-                    Ok(w) => return (c, Ok(w)),
-                    Err(e) if std::time::Instant::now() >= deadline => return (c, Err(e)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reply topic not readable yet; retrying");
-                        std::thread::sleep(std::time::Duration::from_millis(500));
-                    }
-                }
+        let consumer = Arc::new(consumer);
+        let (_, high) = bus::retry_at_startup("reading the reply topic's end offset", || {
+            let (c, t) = (consumer.clone(), topic.to_string());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    c.fetch_watermarks(&t, 0, std::time::Duration::from_secs(10))
+                })
+                .await
+                .context("the watermark task failed")?
+                .context("reading the reply topic's end offset")
             }
         })
         .await?;
-        let (_, high) = high.context("reading the reply topic's end offset")?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, Offset::Offset(high))?;
         consumer.assign(&tpl).context("assigning the reply topic")?;

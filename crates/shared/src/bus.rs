@@ -5,8 +5,11 @@
 //! Settings that exist because of the local broker (tansu 0.6) rather than
 //! because of the design are marked `tansu:`; see ARCHITECTURE.md.
 
+use std::future::Future;
 use std::time::Duration;
 
+use backoff::backoff::Backoff;
+use backoff::ExponentialBackoff;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -155,6 +158,36 @@ pub enum BusError {
     },
 }
 
+/// Run a broker call at startup again, with exponential backoff and
+/// jitter, for up to a minute: a broker that is starting or busy times
+/// requests out, and a topic created a moment ago may have no leader yet
+/// (Kafka propagates metadata asynchronously). Past that, the last error.
+pub async fn retry_at_startup<T, E, F, Fut>(what: &str, mut call: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = ExponentialBackoff {
+        initial_interval: Duration::from_millis(200),
+        max_interval: Duration::from_secs(5),
+        max_elapsed_time: Some(Duration::from_secs(60)),
+        ..ExponentialBackoff::default()
+    };
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => match backoff.next_backoff() {
+                Some(wait) => {
+                    tracing::warn!(error = %e, what, "broker call failed at startup; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(e),
+            },
+        }
+    }
+}
+
 /// Create topics that do not exist yet; existing ones are left as they are.
 pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<(), BusError> {
     let mut cfg = ClientConfig::new();
@@ -166,19 +199,9 @@ pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<()
         .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    // A broker that is starting or busy times requests out; that is worth a
-    // few more tries at startup. A refusal of the topic itself is not.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let results = loop {
-        match admin.create_topics(new.iter(), &opts).await {
-            Ok(results) => break results,
-            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(error = %e, "creating topics failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    };
+    // The request is retried; a refusal of a topic itself is not.
+    let results =
+        retry_at_startup("creating topics", || admin.create_topics(new.iter(), &opts)).await?;
     for result in results {
         match result {
             Ok(_) => {}
