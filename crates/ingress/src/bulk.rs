@@ -18,78 +18,22 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use scimflow_shared::command::{Command, Outcome};
 use scimflow_shared::scim::bulk::{
-    parse_bulk_request, references, substitute, Method, Operation, ResourceKind,
-    BULK_RESPONSE_SCHEMA,
+    parse_bulk_request, references, substitute, Method, Operation, BULK_RESPONSE_SCHEMA,
 };
-use scimflow_shared::scim::group::{normalize_group, plan_group_patch};
-use scimflow_shared::scim::patch::parse_patch_request;
 use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
 use crate::response::scim_json;
-use crate::users::validate_user_body;
-use crate::write::{accept, execute, parse_body, parse_id, prefers_async, request_id};
+use crate::write::{accept, command, execute, parse_body, prefers_async, request_id};
 use crate::{AppState, IngressError};
 
 /// The command for one operation, validated as a single request would be.
-fn command(op: &Operation) -> Result<Command, IngressError> {
-    let data = || op.data.clone().unwrap_or(Value::Null);
-    let id = |kind: &str| -> Result<Uuid, ScimError> {
-        parse_id(kind, op.target.as_deref().unwrap_or_default())
-    };
-    Ok(match (op.kind, op.method) {
-        (ResourceKind::User, Method::Post) => {
-            validate_user_body(&data())?;
-            Command::CreateUser {
-                user_id: Uuid::now_v7(),
-                body: data(),
-            }
-        }
-        (ResourceKind::User, Method::Put) => {
-            validate_user_body(&data())?;
-            Command::ReplaceUser {
-                user_id: id("User")?,
-                body: data(),
-            }
-        }
-        (ResourceKind::User, Method::Patch) => {
-            parse_patch_request(&data())?;
-            Command::PatchUser {
-                user_id: id("User")?,
-                body: data(),
-            }
-        }
-        (ResourceKind::User, Method::Delete) => Command::DeleteUser {
-            user_id: id("User")?,
-        },
-        (ResourceKind::Group, Method::Post) => {
-            normalize_group(&data())?;
-            Command::CreateGroup {
-                group_id: Uuid::now_v7(),
-                body: data(),
-            }
-        }
-        (ResourceKind::Group, Method::Put) => {
-            normalize_group(&data())?;
-            Command::ReplaceGroup {
-                group_id: id("Group")?,
-                body: data(),
-            }
-        }
-        (ResourceKind::Group, Method::Patch) => {
-            plan_group_patch(&parse_patch_request(&data())?)?;
-            Command::PatchGroup {
-                group_id: id("Group")?,
-                body: data(),
-            }
-        }
-        (ResourceKind::Group, Method::Delete) => Command::DeleteGroup {
-            group_id: id("Group")?,
-        },
+fn op_command(op: &Operation) -> Result<Command, IngressError> {
+    command(op.kind, op.method, op.target.as_deref(), || {
+        Ok(op.data.clone().unwrap_or(Value::Null))
     })
 }
 
@@ -170,7 +114,7 @@ pub async fn bulk(
         let wave = pending.into_iter().map(|(i, op)| {
             let (app, request_id) = (app.clone(), request_id.clone());
             async move {
-                let accepted = match command(&op) {
+                let accepted = match op_command(&op) {
                     Ok(cmd) => accept(&app, tenant_id, request_id, op.version.clone(), cmd).await,
                     Err(e) => Err(e),
                 };
@@ -275,7 +219,7 @@ pub async fn bulk(
                     .target
                     .as_ref()
                     .map(|t| format!("{base}/{}/{t}", op.kind.endpoint()));
-                let outcome = match command(&op) {
+                let outcome = match op_command(&op) {
                     Ok(cmd) => execute(&app, tenant_id, request_id, op.version.clone(), cmd).await,
                     Err(e) => Err(e),
                 };

@@ -11,9 +11,8 @@ use axum::response::Response;
 use serde_json::Value;
 use uuid::Uuid;
 
-use scimflow_shared::command::Command;
-use scimflow_shared::scim::group::{normalize_group, plan_group_patch, GroupView, MemberView};
-use scimflow_shared::scim::patch::parse_patch_request;
+use scimflow_shared::scim::bulk::{Method, ResourceKind};
+use scimflow_shared::scim::group::{GroupView, MemberView};
 use scimflow_shared::scim::query::{ListParams, Projection};
 use scimflow_shared::store::groups::{self as store, GroupRow};
 use scimflow_shared::store::{PgPooled, StoreError};
@@ -21,7 +20,7 @@ use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
 use crate::response::{conditional, listing};
-use crate::write::{parse_body, parse_id, submit};
+use crate::write::{command, parse_body, parse_id, submit};
 use crate::{blocking, AppState, IngressError};
 
 pub async fn create(
@@ -30,12 +29,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngressError> {
-    let body = parse_body(body)?;
-    normalize_group(&body)?;
-    let command = Command::CreateGroup {
-        group_id: Uuid::now_v7(),
-        body,
-    };
+    let command = command(ResourceKind::Group, Method::Post, None, || parse_body(body))?;
     submit(&app, &tenant, &headers, command).await
 }
 
@@ -46,16 +40,10 @@ pub async fn replace(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngressError> {
-    let group_id = parse_id("Group", &id)?;
-    let body = parse_body(body)?;
-    normalize_group(&body)?;
-    submit(
-        &app,
-        &tenant,
-        &headers,
-        Command::ReplaceGroup { group_id, body },
-    )
-    .await
+    let command = command(ResourceKind::Group, Method::Put, Some(&id), || {
+        parse_body(body)
+    })?;
+    submit(&app, &tenant, &headers, command).await
 }
 
 pub async fn patch(
@@ -65,16 +53,10 @@ pub async fn patch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngressError> {
-    let group_id = parse_id("Group", &id)?;
-    let body = parse_body(body)?;
-    plan_group_patch(&parse_patch_request(&body)?)?;
-    submit(
-        &app,
-        &tenant,
-        &headers,
-        Command::PatchGroup { group_id, body },
-    )
-    .await
+    let command = command(ResourceKind::Group, Method::Patch, Some(&id), || {
+        parse_body(body)
+    })?;
+    submit(&app, &tenant, &headers, command).await
 }
 
 pub async fn delete(
@@ -83,8 +65,10 @@ pub async fn delete(
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, IngressError> {
-    let group_id = parse_id("Group", &id)?;
-    submit(&app, &tenant, &headers, Command::DeleteGroup { group_id }).await
+    let command = command(ResourceKind::Group, Method::Delete, Some(&id), || {
+        Ok(Value::Null)
+    })?;
+    submit(&app, &tenant, &headers, command).await
 }
 
 fn render(

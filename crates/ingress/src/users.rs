@@ -11,10 +11,9 @@ use axum::response::Response;
 use serde_json::Value;
 use uuid::Uuid;
 
-use scimflow_shared::command::Command;
 use scimflow_shared::rules::identity::identity_email;
 use scimflow_shared::rules::roles::parse_role_values;
-use scimflow_shared::scim::patch::parse_patch_request;
+use scimflow_shared::scim::bulk::{Method, ResourceKind};
 use scimflow_shared::scim::query::{ListParams, Projection};
 use scimflow_shared::scim::user::{normalize_user, UserView};
 use scimflow_shared::store::groups as group_store;
@@ -24,7 +23,7 @@ use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
 use crate::response::{conditional, listing};
-use crate::write::{parse_body, parse_id, submit};
+use crate::write::{command, parse_body, parse_id, submit};
 use crate::{blocking, AppState, IngressError};
 
 /// Validate a POST/PUT body as far as it can be without the stored state,
@@ -44,12 +43,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngressError> {
-    let body = parse_body(body)?;
-    validate_user_body(&body)?;
-    let command = Command::CreateUser {
-        user_id: Uuid::now_v7(),
-        body,
-    };
+    let command = command(ResourceKind::User, Method::Post, None, || parse_body(body))?;
     submit(&app, &tenant, &headers, command).await
 }
 
@@ -60,16 +54,10 @@ pub async fn replace(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngressError> {
-    let user_id = parse_id("User", &id)?;
-    let body = parse_body(body)?;
-    validate_user_body(&body)?;
-    submit(
-        &app,
-        &tenant,
-        &headers,
-        Command::ReplaceUser { user_id, body },
-    )
-    .await
+    let command = command(ResourceKind::User, Method::Put, Some(&id), || {
+        parse_body(body)
+    })?;
+    submit(&app, &tenant, &headers, command).await
 }
 
 pub async fn patch(
@@ -79,16 +67,10 @@ pub async fn patch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngressError> {
-    let user_id = parse_id("User", &id)?;
-    let body = parse_body(body)?;
-    parse_patch_request(&body)?;
-    submit(
-        &app,
-        &tenant,
-        &headers,
-        Command::PatchUser { user_id, body },
-    )
-    .await
+    let command = command(ResourceKind::User, Method::Patch, Some(&id), || {
+        parse_body(body)
+    })?;
+    submit(&app, &tenant, &headers, command).await
 }
 
 pub async fn delete(
@@ -97,8 +79,10 @@ pub async fn delete(
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, IngressError> {
-    let user_id = parse_id("User", &id)?;
-    submit(&app, &tenant, &headers, Command::DeleteUser { user_id }).await
+    let command = command(ResourceKind::User, Method::Delete, Some(&id), || {
+        Ok(Value::Null)
+    })?;
+    submit(&app, &tenant, &headers, command).await
 }
 
 /// Render rows, with their groups when the projection wants them.

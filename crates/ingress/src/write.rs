@@ -12,10 +12,14 @@ use uuid::Uuid;
 
 use scimflow_shared::bus::{self, headers};
 use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ENVELOPE_VERSION};
+use scimflow_shared::scim::bulk::{Method, ResourceKind};
+use scimflow_shared::scim::group::{normalize_group, plan_group_patch};
+use scimflow_shared::scim::patch::parse_patch_request;
 use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
 use crate::response::from_outcome;
+use crate::users::validate_user_body;
 use crate::{AppState, IngressError, MAX_BODY_BYTES};
 
 /// A JSON request body, whatever its content type (IdPs send
@@ -34,6 +38,68 @@ pub fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ScimErro
     })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+}
+
+/// The command for one write, validated as far as it can be without the
+/// stored state, so a bad request is refused before it reaches Kafka. The
+/// single endpoints and /Bulk build their commands here alike: the id from
+/// the path is checked first (404), then the body (400). A create mints its
+/// resource id here.
+pub fn command(
+    kind: ResourceKind,
+    method: Method,
+    id: Option<&str>,
+    body: impl FnOnce() -> Result<Value, ScimError>,
+) -> Result<Command, IngressError> {
+    let target = |name: &str| parse_id(name, id.unwrap_or_default());
+    Ok(match (kind, method) {
+        (ResourceKind::User, Method::Post) => {
+            let body = body()?;
+            validate_user_body(&body)?;
+            Command::CreateUser {
+                user_id: Uuid::now_v7(),
+                body,
+            }
+        }
+        (ResourceKind::User, Method::Put) => {
+            let user_id = target("User")?;
+            let body = body()?;
+            validate_user_body(&body)?;
+            Command::ReplaceUser { user_id, body }
+        }
+        (ResourceKind::User, Method::Patch) => {
+            let user_id = target("User")?;
+            let body = body()?;
+            parse_patch_request(&body)?;
+            Command::PatchUser { user_id, body }
+        }
+        (ResourceKind::User, Method::Delete) => Command::DeleteUser {
+            user_id: target("User")?,
+        },
+        (ResourceKind::Group, Method::Post) => {
+            let body = body()?;
+            normalize_group(&body)?;
+            Command::CreateGroup {
+                group_id: Uuid::now_v7(),
+                body,
+            }
+        }
+        (ResourceKind::Group, Method::Put) => {
+            let group_id = target("Group")?;
+            let body = body()?;
+            normalize_group(&body)?;
+            Command::ReplaceGroup { group_id, body }
+        }
+        (ResourceKind::Group, Method::Patch) => {
+            let group_id = target("Group")?;
+            let body = body()?;
+            plan_group_patch(&parse_patch_request(&body)?)?;
+            Command::PatchGroup { group_id, body }
+        }
+        (ResourceKind::Group, Method::Delete) => Command::DeleteGroup {
+            group_id: target("Group")?,
+        },
+    })
 }
 
 /// A resource id from the URL; anything that is not one of ours is 404.
