@@ -189,20 +189,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         config: Arc::new(config),
     };
     // /metrics on its own listener, never on the SCIM one.
-    let admin = tokio::net::TcpListener::bind(state.config.admin_addr)
-        .await
-        .with_context(|| format!("binding the admin listener {}", state.config.admin_addr))?;
-    let admin_app = Router::new()
-        .route("/metrics", get(metrics::serve_metrics))
-        .with_state(state.clone());
-    let mut admin_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(admin, admin_app)
-            .with_graceful_shutdown(async move {
-                let _ = admin_shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
-    });
+    metrics::init();
+    scimflow_shared::metrics::serve_admin(
+        state.config.admin_addr,
+        state.pool.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("binding the admin listener {}", state.config.admin_addr))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

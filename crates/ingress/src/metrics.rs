@@ -82,10 +82,9 @@ pub async fn track(State(_app): State<AppState>, mut req: Request, next: Next) -
     resp
 }
 
-pub async fn serve_metrics(State(app): State<AppState>) -> String {
-    scimflow_shared::metrics::observe_pool(&app.pool);
-    scimflow_shared::metrics::observe_process();
+/// Register the series up front, so a scrape before the first request
+/// already shows them.
+pub fn init() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&LATENCY);
-    scimflow_shared::metrics::render()
 }

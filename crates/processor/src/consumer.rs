@@ -77,29 +77,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     tracing::info!(group = %config.consumer_group, topic = %topics.commands(), "processor started");
 
     metrics::init();
-    let admin = tokio::net::TcpListener::bind(config.processor_admin_addr)
-        .await
-        .with_context(|| format!("binding the admin listener {}", config.processor_admin_addr))?;
-    let admin_pool = pool.clone();
-    let admin_app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let pool = admin_pool.clone();
-            async move {
-                scimflow_shared::metrics::observe_pool(&pool);
-                scimflow_shared::metrics::observe_process();
-                scimflow_shared::metrics::render()
-            }
-        }),
-    );
-    let mut admin_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(admin, admin_app)
-            .with_graceful_shutdown(async move {
-                let _ = admin_shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
-    });
+    scimflow_shared::metrics::serve_admin(
+        config.processor_admin_addr,
+        pool.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("binding the admin listener {}", config.processor_admin_addr))?;
 
     let topics = Arc::new(topics);
     let mut inbox = Inbox {

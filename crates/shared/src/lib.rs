@@ -2,12 +2,13 @@
 //! talks to a client: the SCIM model and its pure rules (filters, PATCH,
 //! roles, identity), the command / outcome / event types that cross Kafka,
 //! the one place that names Kafka topics and headers (`bus`), the one place
-//! that owns SQL (`store`), and configuration.
+//! that owns SQL (`store`), configuration, and the admin `/metrics`
+//! listener both roles run (`metrics`).
 //!
 //! Pure decision logic (`scim`, `rules`) must not do I/O: a state and a
-//! request in, a new state or a rule violation out. I/O lives in `bus` and
-//! `store` only. This crate must not know about HTTP servers or consumer
-//! loops; those belong to the ingress and the processor.
+//! request in, a new state or a rule violation out. I/O lives in `bus`,
+//! `store` and `metrics` only. This crate must not serve SCIM or run a
+//! consumer loop; those belong to the ingress and the processor.
 
 pub mod bus;
 pub mod command;

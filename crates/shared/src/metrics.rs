@@ -61,6 +61,36 @@ pub fn observe_process() {
     }
 }
 
+/// Serve `/metrics` on `addr` (the admin listener, apart from any SCIM
+/// traffic) until `shutdown` turns true. Binding happens here, so a bad
+/// address fails the caller's start; serving runs in the background.
+pub async fn serve_admin(
+    addr: std::net::SocketAddr,
+    pool: PgPool,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let pool = pool.clone();
+            async move {
+                observe_pool(&pool);
+                observe_process();
+                render()
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
+    });
+    Ok(())
+}
+
 /// The text exposition of every registered series.
 pub fn render() -> String {
     let mut buf = Vec::new();
