@@ -645,6 +645,22 @@ impl Tenant {
         .await
     }
 
+    /// Poll until `token` is refused with 401. The ingress caches tenants
+    /// and forgets them when PostgreSQL notifies it of a change, a few
+    /// milliseconds after the change commits.
+    pub async fn refused(&self, token: &str) {
+        let r = eventually(
+            "the token to be refused",
+            Duration::from_secs(10),
+            || async {
+                let r = self.send(Method::GET, "/Users", None, Some(token)).await;
+                (r.status != 200).then_some(r)
+            },
+        )
+        .await;
+        r.assert_error(401, None);
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(Method::GET, path, None, None).await
     }

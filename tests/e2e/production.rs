@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::{eventually, patch_op, Stack};
@@ -143,7 +142,7 @@ async fn tenant_suspend_holds_commands_resume_applies_them_delete_purges() {
     let id = u.body["id"].as_str().expect("id").to_string();
 
     stack.cli(&["tenant", "suspend", "--tenant", &t.id, "--json"]);
-    t.get("/Users").await.assert_error(401, None);
+    t.refused(&t.token).await;
     // A command already queued when the tenant was suspended is held.
     let envelope = json!({"v": 1, "command_id": uuid::Uuid::now_v7(), "tenant_id": t.id, "request_id": "queued",
         "accepted_at": "2026-01-01T00:00:00Z", "base_url": t.base,
@@ -196,9 +195,7 @@ async fn tenant_suspend_holds_commands_resume_applies_them_delete_purges() {
     assert!(!out.status.success(), "delete without --confirm is refused");
     let deleted = stack.cli(&["tenant", "delete", "--tenant", &t.id, "--confirm", "--json"]);
     assert_eq!(deleted["purged"]["users"], 1);
-    t.send(Method::GET, "/Users", None, None)
-        .await
-        .assert_error(401, None);
+    t.refused(&t.token).await;
     assert_eq!(stack.count("SELECT count(*) AS n FROM users"), 0);
     stack.outbox_drained().await;
     let events = stack.read_topic(&format!("{}.user-changes", stack.prefix()));
@@ -355,6 +352,18 @@ async fn metrics_are_served_on_the_admin_listeners_with_sensible_values() {
     assert!(ingress.contains("scimflow_http_request_duration_seconds_bucket"));
     assert!(ingress.contains("status=\"404\""));
     assert!(ingress.contains("scimflow_db_pool_connections{state=\"idle\"}"));
+    // Six authenticated requests, one token: the tenant cache answered.
+    assert!(
+        ingress.contains("scimflow_tenant_cache_live 1"),
+        "{ingress}"
+    );
+    let hits: u64 = ingress
+        .lines()
+        .find(|l| l.starts_with("scimflow_tenant_cache_lookups_total{result=\"hit\"}"))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(hits >= 1, "tenant cache hits: {hits}");
     // The SCIM listener does not serve it.
     assert_eq!(
         stack

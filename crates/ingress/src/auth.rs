@@ -1,6 +1,9 @@
 //! Tenant authentication (T2, T3): the bearer token must belong to the
 //! tenant named in the URL. Any failure is the same 401, so a caller learns
 //! nothing about other tenants. Tokens are never logged.
+//!
+//! Tokens are looked up by hash in the tenant cache first, then in the
+//! database (see `tenant_cache.rs` for why a cached answer is current).
 
 use std::collections::HashMap;
 
@@ -13,6 +16,8 @@ use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::token;
 use scimflow_shared::ScimError;
 
+use crate::metrics::TENANT_CACHE_LOOKUPS;
+use crate::tenant_cache::Cached;
 use crate::{blocking, AppState, IngressError};
 
 /// The tenant a request is authenticated as.
@@ -48,8 +53,7 @@ impl FromRequestParts<AppState> for AuthedTenant {
             .get("tenant_id")
             .and_then(|t| Uuid::parse_str(t).ok())
             .ok_or_else(unauthorized)?;
-        let hash = token::hash(&presented);
-        let tenant = blocking(state, move |conn| tenants::find_by_token_hash(conn, &hash)).await?;
+        let tenant = lookup(state, token::hash(&presented)).await?;
         match tenant {
             Some(t)
                 if t.id == url_tenant
@@ -71,4 +75,24 @@ impl FromRequestParts<AppState> for AuthedTenant {
             _ => Err(unauthorized()),
         }
     }
+}
+
+/// The tenant whose token hashes to `hash`, if any.
+async fn lookup(state: &AppState, hash: String) -> Result<Option<TenantRow>, IngressError> {
+    let ticket = match state.tenants.get(&hash) {
+        Cached::Hit(row) => {
+            TENANT_CACHE_LOOKUPS.with_label_values(&["hit"]).inc();
+            return Ok(Some(row));
+        }
+        Cached::Miss(ticket) => ticket,
+    };
+    TENANT_CACHE_LOOKUPS.with_label_values(&["miss"]).inc();
+    let key = hash.clone();
+    let found = blocking(state, move |conn| tenants::find_by_token_hash(conn, &key)).await?;
+    // Only active tenants are remembered: one entry per tenant whatever
+    // tokens callers send, and a resumed tenant's token works at once.
+    if let Some(row) = found.as_ref().filter(|row| row.is_active()) {
+        state.tenants.fill(ticket, hash, row.clone());
+    }
+    Ok(found)
 }

@@ -18,6 +18,7 @@ mod metrics;
 mod replies;
 mod response;
 mod status;
+mod tenant_cache;
 mod trace;
 mod users;
 mod write;
@@ -46,6 +47,7 @@ pub struct AppState {
     pub topics: Arc<Topics>,
     pub replies: Arc<replies::ReplyRouter>,
     pub limiter: Arc<limits::TenantRateLimiter>,
+    pub tenants: Arc<tenant_cache::TenantCache>,
     pub config: Arc<Config>,
 }
 
@@ -186,8 +188,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             config.tenant_rate,
             config.tenant_burst,
         )),
+        tenants: Arc::default(),
         config: Arc::new(config),
     };
+    state
+        .tenants
+        .follow_changes(state.config.database_url.clone(), shutdown.clone())
+        .context("starting the tenant change listener")?;
     // /metrics on its own listener, never on the SCIM one.
     metrics::init();
     scimflow_shared::metrics::serve_admin(

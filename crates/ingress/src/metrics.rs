@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -42,6 +42,29 @@ pub static LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
             &["route", "method", "status", "tenant"],
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}")),
+    )
+});
+
+pub static TENANT_CACHE_LIVE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "scimflow_tenant_cache_live",
+            "1 while the tenant cache hears of tenant changes and serves; 0 while every request looks its token up in the database",
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}")),
+    )
+});
+
+pub static TENANT_CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "scimflow_tenant_cache_lookups_total",
+                "Token lookups by outcome: hit (memory) or miss (database)",
+            ),
+            &["result"],
         )
         .unwrap_or_else(|e| panic!("metric definition: {e}")),
     )
@@ -87,4 +110,6 @@ pub async fn track(State(_app): State<AppState>, mut req: Request, next: Next) -
 pub fn init() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&LATENCY);
+    LazyLock::force(&TENANT_CACHE_LIVE);
+    LazyLock::force(&TENANT_CACHE_LOOKUPS);
 }

@@ -190,3 +190,38 @@ pub fn delete(
         Ok(Some(purged))
     })
 }
+
+/// A connection that hears about every committed change to a tenant row
+/// (migration 000009's trigger notifies `scimflow_tenants`), for caches of
+/// tenants that must forget them at once.
+pub struct TenantChanges {
+    conn: PgConnection,
+}
+
+impl TenantChanges {
+    /// Connect and start listening. Changes committed before this returns
+    /// are not reported: a cache starts empty after it.
+    pub fn listen(database_url: &str) -> Result<Self, StoreError> {
+        let mut conn = PgConnection::establish(database_url)?;
+        diesel::sql_query("LISTEN scimflow_tenants").execute(&mut conn)?;
+        Ok(Self { conn })
+    }
+
+    /// How many changes were notified since the last call, without
+    /// waiting. An error means the connection is gone and changes may have
+    /// been missed.
+    pub fn take(&mut self) -> Result<usize, StoreError> {
+        let mut changes = 0;
+        for note in self.conn.notifications_iter() {
+            note?;
+            changes += 1;
+        }
+        Ok(changes)
+    }
+
+    /// Prove the connection still works: a half-open one would otherwise
+    /// report no changes forever.
+    pub fn check(&mut self) -> Result<(), StoreError> {
+        super::ping(&mut self.conn)
+    }
+}

@@ -1,0 +1,242 @@
+//! The tenants this ingress has authenticated, kept in memory so that a
+//! request does not cost a database lookup of its token (T2).
+//!
+//! Correctness rests on PostgreSQL notifications: every committed change to
+//! a tenant row (rotation, suspension, plan, deletion) empties the cache, so
+//! an old token stops working as soon as the notification arrives (a few
+//! milliseconds). The cache serves only while its listening connection is
+//! up; when that connection fails, changes could be missed, so the cache
+//! empties and every request goes to the database until it is back.
+//!
+//! A lookup that started before a change must not put the old row back
+//! after the change emptied the cache: each miss carries the cache's
+//! generation, and a fill from an older generation is dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use scimflow_shared::store::tenants::{TenantChanges, TenantRow};
+
+/// How often the listener looks for notifications: the longest an old
+/// token keeps working after its change commits.
+const POLL: Duration = Duration::from_millis(10);
+/// How often the listening connection is proven alive.
+const CHECK: Duration = Duration::from_secs(5);
+const RECONNECT: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub struct TenantCache {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// True only while a listener is connected and has not missed changes.
+    live: bool,
+    generation: u64,
+    by_token_hash: HashMap<String, TenantRow>,
+}
+
+/// The answer of [`TenantCache::get`].
+pub enum Cached {
+    Hit(TenantRow),
+    /// Look it up, then [`TenantCache::fill`] with this ticket.
+    Miss(Ticket),
+}
+
+/// The generation a lookup started in.
+#[derive(Clone, Copy)]
+pub struct Ticket(Option<u64>);
+
+impl TenantCache {
+    pub fn get(&self, token_hash: &str) -> Cached {
+        let Ok(inner) = self.inner.read() else {
+            return Cached::Miss(Ticket(None));
+        };
+        if !inner.live {
+            return Cached::Miss(Ticket(None));
+        }
+        match inner.by_token_hash.get(token_hash) {
+            Some(row) => Cached::Hit(row.clone()),
+            None => Cached::Miss(Ticket(Some(inner.generation))),
+        }
+    }
+
+    /// Remember what a lookup found, unless the cache changed since the
+    /// lookup started (or was not live then).
+    pub fn fill(&self, ticket: Ticket, token_hash: String, row: TenantRow) {
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
+        if inner.live && ticket.0 == Some(inner.generation) {
+            inner.by_token_hash.insert(token_hash, row);
+        }
+    }
+
+    /// A tenant changed: forget everything (changes are rare; being exact
+    /// about which entries to drop is not worth a bug).
+    pub fn invalidate(&self) {
+        self.reset(None);
+    }
+
+    /// Forget everything and start (true) or stop (false) serving.
+    fn reset(&self, live: Option<bool>) {
+        let mut inner = match self.inner.write() {
+            Ok(inner) => inner,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        inner.by_token_hash.clear();
+        inner.generation += 1;
+        if let Some(live) = live {
+            inner.live = live;
+        }
+        crate::metrics::TENANT_CACHE_LIVE.set(i64::from(inner.live));
+    }
+
+    /// Keep the cache in step with the database until `shutdown`, on a
+    /// thread of its own (the listening connection is a blocking one).
+    pub fn follow_changes(
+        self: &Arc<Self>,
+        database_url: String,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let cache = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("tenant-changes".into())
+            .spawn(move || cache.listen(&database_url, &shutdown))
+            .map(|_| ())
+    }
+
+    fn listen(&self, database_url: &str, shutdown: &watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            match TenantChanges::listen(database_url) {
+                Ok(mut changes) => {
+                    self.reset(Some(true));
+                    tracing::info!("tenant cache live");
+                    let failure = self.follow(&mut changes, shutdown);
+                    self.reset(Some(false));
+                    match failure {
+                        None => return,
+                        Some(e) => {
+                            tracing::warn!(error = %e, "tenant cache off: lost the change notifications")
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "tenant cache off: cannot listen for changes")
+                }
+            }
+            std::thread::sleep(RECONNECT);
+        }
+    }
+
+    /// Apply notifications until the connection fails (its error) or
+    /// shutdown (None).
+    fn follow(
+        &self,
+        changes: &mut TenantChanges,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Option<scimflow_shared::store::StoreError> {
+        let mut checked = Instant::now();
+        while !*shutdown.borrow() {
+            match changes.take() {
+                Ok(0) => {}
+                Ok(_) => self.invalidate(),
+                Err(e) => return Some(e),
+            }
+            if checked.elapsed() >= CHECK {
+                if let Err(e) = changes.check() {
+                    return Some(e);
+                }
+                checked = Instant::now();
+            }
+            std::thread::sleep(POLL);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str) -> TenantRow {
+        TenantRow {
+            id: uuid::Uuid::now_v7(),
+            name: name.into(),
+            token_hash: format!("hash-{name}"),
+            features: vec![],
+            created_at: chrono::Utc::now(),
+            token_rotated_at: None,
+            suspended_at: None,
+            deleted_at: None,
+        }
+    }
+
+    fn hit(cache: &TenantCache, hash: &str) -> Option<String> {
+        match cache.get(hash) {
+            Cached::Hit(r) => Some(r.name),
+            Cached::Miss(_) => None,
+        }
+    }
+
+    fn ticket(cache: &TenantCache, hash: &str) -> Ticket {
+        match cache.get(hash) {
+            Cached::Miss(t) => t,
+            Cached::Hit(_) => panic!("expected a miss"),
+        }
+    }
+
+    #[test]
+    fn serves_only_while_live_and_only_what_it_was_given_since() {
+        // (live before the lookup, change during the lookup, cached after)
+        let cases = [
+            (false, false, false), // no listener: never cache
+            (true, false, true),   // the common case
+            (true, true, false),   // a change raced the lookup: drop it
+        ];
+        for (live, change_during, cached) in cases {
+            let cache = TenantCache::default();
+            if live {
+                cache.reset(Some(true));
+            }
+            let t = ticket(&cache, "hash-a");
+            if change_during {
+                cache.invalidate();
+            }
+            cache.fill(t, "hash-a".into(), row("a"));
+            assert_eq!(
+                hit(&cache, "hash-a").is_some(),
+                cached,
+                "live {live}, change during lookup {change_during}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_change_or_a_lost_listener_forgets_everything() {
+        let cache = TenantCache::default();
+        cache.reset(Some(true));
+        let t = ticket(&cache, "hash-a");
+        cache.fill(t, "hash-a".into(), row("a"));
+        assert_eq!(hit(&cache, "hash-a").as_deref(), Some("a"));
+        cache.invalidate();
+        assert_eq!(hit(&cache, "hash-a"), None);
+
+        let t = ticket(&cache, "hash-a");
+        cache.fill(t, "hash-a".into(), row("a"));
+        cache.reset(Some(false));
+        assert_eq!(hit(&cache, "hash-a"), None, "not live: no answers");
+        // A lookup that started while live and finishes after the listener
+        // was lost and came back must not fill either.
+        cache.reset(Some(true));
+        let t = ticket(&cache, "hash-a");
+        cache.reset(Some(false));
+        cache.reset(Some(true));
+        cache.fill(t, "hash-a".into(), row("a"));
+        assert_eq!(hit(&cache, "hash-a"), None);
+    }
+}
