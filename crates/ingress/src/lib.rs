@@ -48,6 +48,8 @@ pub struct AppState {
     pub replies: Arc<replies::ReplyRouter>,
     pub limiter: Arc<limits::TenantRateLimiter>,
     pub tenants: Arc<tenant_cache::TenantCache>,
+    /// One permit per pooled connection (see `blocking`).
+    pub db_slots: Arc<tokio::sync::Semaphore>,
     pub config: Arc<Config>,
 }
 
@@ -138,6 +140,14 @@ pub(crate) async fn blocking<T: Send + 'static>(
     app: &AppState,
     f: impl FnOnce(&mut PgPooled) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, IngressError> {
+    // Wait here, not on a blocking thread: at most one blocking task per
+    // pooled connection, so a burst queues as cheap futures instead of
+    // threads contending for connections.
+    let _slot = app
+        .db_slots
+        .acquire()
+        .await
+        .map_err(|_| IngressError::Unavailable("shutting down"))?;
     let pool = app.pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
@@ -189,6 +199,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             config.tenant_burst,
         )),
         tenants: Arc::default(),
+        db_slots: Arc::new(tokio::sync::Semaphore::new(config.db_pool_size as usize)),
         config: Arc::new(config),
     };
     state

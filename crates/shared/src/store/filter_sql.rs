@@ -7,8 +7,9 @@
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
-use diesel::query_builder::BoxedSqlQuery;
-use diesel::sql_types;
+use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId};
+use diesel::sql_types::{self, Untyped};
+use diesel::{QueryResult, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
@@ -61,6 +62,15 @@ impl SqlFragment {
             })
             .collect()
     }
+    /// Run as a statement the connection keeps prepared, keyed by its SQL
+    /// text: PostgreSQL then parses and plans it once per connection (for
+    /// a `userName eq` lookup, planning was three times the execution).
+    /// Only for texts of a bounded variety: each stays prepared for the
+    /// connection's life.
+    pub fn into_prepared(self) -> Prepared {
+        Prepared(self)
+    }
+
     pub fn into_query(self) -> BoxedSqlQuery<'static, Pg, diesel::query_builder::SqlQuery> {
         let mut q = diesel::sql_query(self.text()).into_boxed::<Pg>();
         for part in self.parts {
@@ -77,6 +87,39 @@ impl SqlFragment {
         q
     }
 }
+
+/// See [`SqlFragment::into_prepared`]. Unlike `sql_query`, it does not
+/// mark itself unsafe to keep prepared, so diesel caches the statement.
+pub struct Prepared(SqlFragment);
+
+impl QueryId for Prepared {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Prepared {
+    type SqlType = Untyped;
+}
+
+impl QueryFragment<Pg> for Prepared {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        for part in &self.0.parts {
+            match part {
+                Part::Sql(s) => out.push_sql(s),
+                Part::Bind(Bind::Text(v)) => out.push_bind_param::<sql_types::Text, _>(v)?,
+                Part::Bind(Bind::Bool(v)) => out.push_bind_param::<sql_types::Bool, _>(v)?,
+                Part::Bind(Bind::BigInt(v)) => out.push_bind_param::<sql_types::BigInt, _>(v)?,
+                Part::Bind(Bind::Uuid(v)) => out.push_bind_param::<sql_types::Uuid, _>(v)?,
+                Part::Bind(Bind::Timestamp(v)) => {
+                    out.push_bind_param::<sql_types::Timestamptz, _>(v)?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for Prepared {}
 
 /// What a filter attribute is, in SQL terms.
 enum Column {

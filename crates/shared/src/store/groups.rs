@@ -29,6 +29,11 @@ pub struct GroupRow {
 }
 
 impl GroupRow {
+    /// The row's columns, for listings built as SQL text (a test keeps it
+    /// in step with the struct).
+    pub(crate) const COLUMNS: &'static str = "groups.id, groups.tenant_id, groups.display_name, \
+        groups.external_id, groups.version, groups.created_at, groups.updated_at";
+
     pub fn view(&self, members: Option<Vec<MemberView>>) -> GroupView {
         GroupView {
             id: self.id,
@@ -239,6 +244,7 @@ pub fn list(
     list_page(
         conn,
         "groups",
+        GroupRow::COLUMNS,
         scope,
         filter_sql::group_condition,
         filter_sql::group_sort,

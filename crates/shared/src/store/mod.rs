@@ -6,17 +6,20 @@ pub mod commands;
 pub mod dead_letters;
 pub mod filter_sql;
 pub mod groups;
+mod pool;
 pub mod schema;
 pub mod tenants;
 pub mod users;
 
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
-pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+use crate::scim::filter::Filter;
+
+pub type PgPool = Pool<pool::Manager>;
+pub type PgPooled = PooledConnection<pool::Manager>;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
@@ -79,16 +82,18 @@ impl StoreError {
     }
 }
 
-/// A connection pool. Connections are checked on checkout, so a database
-/// restart costs failed attempts, not a broken pool.
+/// A connection pool. A connection is checked (`SELECT 1`) before it is
+/// handed out only when it has been idle for a while or its last query
+/// failed, so a database restart costs failed attempts, not a broken pool,
+/// and a busy pool does not pay a round trip per checkout (HikariCP's
+/// "alive bypass window").
 pub fn connect_pool(url: &str, size: u32) -> Result<PgPool, StoreError> {
-    let manager = ConnectionManager::<PgConnection>::new(url);
     Ok(Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(std::time::Duration::from_secs(5))
         .test_on_check_out(true)
-        .build(manager)?)
+        .build(pool::Manager::new(url))?)
 }
 
 /// Apply pending migrations (embedded in the binary).
@@ -113,6 +118,7 @@ pub fn ping(conn: &mut PgConnection) -> Result<(), StoreError> {
 pub(crate) fn list_page<T>(
     conn: &mut PgConnection,
     table: &str,
+    columns: &str,
     mut scope: filter_sql::SqlFragment,
     condition: fn(
         &crate::scim::filter::Filter,
@@ -137,7 +143,22 @@ where
         Ok(order) => order,
         Err(e) => return Ok(Err(e)),
     };
-    Ok(Ok(page(conn, table, scope, order.as_deref(), params)?))
+    // One comparison (what IdPs send: `userName eq "..."`, `externalId eq
+    // "..."`) gives one of a bounded set of SQL texts; those are kept
+    // prepared. Combined filters can be any shape: planned each time.
+    let prepared = matches!(
+        params.filter,
+        None | Some(Filter::Compare(..)) | Some(Filter::Present(_))
+    );
+    Ok(Ok(page(
+        conn,
+        table,
+        columns,
+        scope,
+        order.as_deref(),
+        params,
+        prepared,
+    )?))
 }
 
 /// One page of `table` rows matching `where_sql`, ordered by `order_by`
@@ -146,9 +167,11 @@ where
 fn page<T>(
     conn: &mut PgConnection,
     table: &str,
+    columns: &str,
     where_sql: filter_sql::SqlFragment,
     order_by: Option<&str>,
     params: &crate::scim::query::ListParams,
+    prepared: bool,
 ) -> Result<(i64, Vec<T>), StoreError>
 where
     T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + 'static,
@@ -166,7 +189,12 @@ where
             let mut count_sql = SqlFragment::default();
             count_sql.push(&format!("SELECT count(*) AS count FROM {table} WHERE "));
             count_sql.append(where_sql);
-            Ok(count_sql.into_query().get_result::<Count>(conn)?.count)
+            let row: Count = if prepared {
+                count_sql.into_prepared().get_result(conn)?
+            } else {
+                count_sql.into_query().get_result(conn)?
+            };
+            Ok(row.count)
         };
     if params.count == 0 {
         return Ok((count(conn, where_sql)?, Vec::new()));
@@ -174,7 +202,9 @@ where
     let direction = if params.descending { "DESC" } else { "ASC" };
     let mut q = SqlFragment::default();
     let where_sql_for_count = where_sql.clone();
-    q.push(&format!("SELECT {table}.* FROM {table} WHERE "));
+    // Columns by name, not `*`: a prepared `*` would fail ("cached plan
+    // must not change result type") once a migration adds a column.
+    q.push(&format!("SELECT {columns} FROM {table} WHERE "));
     q.append(where_sql);
     q.push(" ORDER BY ");
     if let Some(expr) = order_by {
@@ -186,7 +216,11 @@ where
     q.push_bind(Bind::BigInt(params.start_index - 1));
     q.push(" LIMIT ");
     q.push_bind(Bind::BigInt(params.count));
-    let rows: Vec<T> = q.into_query().load(conn)?;
+    let rows: Vec<T> = if prepared {
+        q.into_prepared().load(conn)?
+    } else {
+        q.into_query().load(conn)?
+    };
     // The common lookup (first page, fewer matches than the page size)
     // knows its total without counting.
     let total = if params.start_index == 1 && (rows.len() as i64) < params.count {
@@ -195,4 +229,46 @@ where
         count(conn, where_sql_for_count)?
     };
     Ok((total, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+
+    use super::groups::GroupRow;
+    use super::schema::{groups, users};
+    use super::users::UserRow;
+
+    /// The SQL diesel renders for selecting `S`, unquoted: `a.b, a.c`.
+    fn selected<S: diesel::query_builder::QueryFragment<diesel::pg::Pg>>(select: S) -> String {
+        diesel::debug_query::<diesel::pg::Pg, _>(&select)
+            .to_string()
+            .replace('"', "")
+            .split(" -- ")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn listing_columns_are_the_row_structs_columns() {
+        let cases = [
+            (
+                UserRow::COLUMNS,
+                selected(users::table.select(UserRow::as_select())),
+            ),
+            (
+                GroupRow::COLUMNS,
+                selected(groups::table.select(GroupRow::as_select())),
+            ),
+        ];
+        for (columns, diesel_sql) in cases {
+            let table = diesel_sql.rsplit(" FROM ").next().unwrap_or_default();
+            assert_eq!(
+                format!("SELECT {columns} FROM {table}"),
+                diesel_sql,
+                "a column was added to the row struct but not to its COLUMNS"
+            );
+        }
+    }
 }

@@ -35,6 +35,13 @@ pub struct UserRow {
 }
 
 impl UserRow {
+    /// The row's columns, for listings built as SQL text (a test keeps it
+    /// in step with the struct).
+    pub(crate) const COLUMNS: &'static str = "users.id, users.tenant_id, users.user_name, \
+        users.external_id, users.primary_email, users.active, users.primary_role, \
+        users.permission, users.attrs, users.scim_managed, users.version, users.created_at, \
+        users.updated_at, users.deleted_at";
+
     pub fn roles(&self) -> Result<Roles, StoreError> {
         Ok(Roles {
             primary: PrimaryRole::parse(&self.primary_role).ok_or_else(|| {
@@ -184,6 +191,7 @@ pub fn list(
     list_page(
         conn,
         "users",
+        UserRow::COLUMNS,
         scope,
         filter_sql::user_condition,
         filter_sql::user_sort,
