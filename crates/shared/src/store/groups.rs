@@ -224,12 +224,21 @@ pub fn groups_of_users(
     conn: &mut PgConnection,
     user_ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid, String)>, StoreError> {
-    Ok(group_members::table
+    let query = group_members::table
         .inner_join(groups::table)
-        .filter(group_members::user_id.eq_any(user_ids))
         .order((group_members::user_id, groups::display_name))
-        .select((group_members::user_id, groups::id, groups::display_name))
-        .load(conn)?)
+        .select((group_members::user_id, groups::id, groups::display_name));
+    // One user (a lookup, a GET) is the common case. PostgreSQL settles on
+    // a generic plan for `= $1` and stops planning it; for `= ANY($1)` it
+    // keeps planning each call (its estimate depends on the array).
+    Ok(match user_ids {
+        [one] => query
+            .filter(group_members::user_id.eq(one))
+            .load(conn)?,
+        many => query
+            .filter(group_members::user_id.eq_any(many))
+            .load(conn)?,
+    })
 }
 
 /// One page of the tenant's groups matching `params`, and the total.
