@@ -2,11 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
 use uuid::Uuid;
 
 use super::filter_sql::{self, Bind, SqlFragment};
-use super::list_page;
+use super::{list_page, lower};
 use super::schema::{group_members, groups, users};
 use super::StoreError;
 use crate::scim::group::{GroupView, MemberView};
@@ -73,11 +72,7 @@ pub fn display_name_holder(
 ) -> Result<Option<Uuid>, StoreError> {
     let mut q = groups::table
         .filter(groups::tenant_id.eq(tenant_id))
-        .filter(
-            diesel::dsl::sql::<Bool>("lower(display_name) = lower(")
-                .bind::<Text, _>(display_name)
-                .sql(")"),
-        )
+        .filter(lower(groups::display_name).eq(lower(display_name)))
         .select(groups::id)
         .into_boxed();
     if let Some(id) = except {

@@ -18,6 +18,12 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::scim::filter::Filter;
 
+diesel::define_sql_function! {
+    /// PostgreSQL's `lower`, as an expression diesel can keep prepared (a
+    /// `sql("lower(..)")` literal is re-planned on every call).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 pub type PgPool = Pool<pool::Manager>;
 pub type PgPooled = PooledConnection<pool::Manager>;
 

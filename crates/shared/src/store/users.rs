@@ -2,12 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::filter_sql::{self, Bind, SqlFragment};
-use super::list_page;
+use super::{list_page, lower};
 use super::schema::users;
 use super::StoreError;
 use crate::rules::roles::{Permission, PrimaryRole, Roles};
@@ -118,11 +117,7 @@ pub fn user_name_holder(
     let mut q = users::table
         .filter(users::tenant_id.eq(tenant_id))
         .filter(users::deleted_at.is_null())
-        .filter(
-            diesel::dsl::sql::<Bool>("lower(user_name) = lower(")
-                .bind::<Text, _>(user_name)
-                .sql(")"),
-        )
+        .filter(lower(users::user_name).eq(lower(user_name)))
         .select(users::id)
         .into_boxed();
     if let Some(id) = except {
