@@ -121,28 +121,45 @@ ensure_database() {
 # tansu 0.6 persists group membership, and a member that vanished together
 # with the broker is still the group's leader after a quick restart, which
 # leaves the new processor with no partitions (see ARCHITECTURE.md).
+#
+# tansu binds without SO_REUSEADDR, so a broker stopped moments ago leaves
+# its port unusable while its connections sit in TIME_WAIT (up to a
+# minute): then this waits and tries again instead of failing.
 start_broker() {
-  local dir="$1" port="$2"
+  local dir="$1" port="$2" give_up=$((SECONDS + 90)) logged retrying=""
   ensure_tansu
   mkdir -p "$dir"
-  (cd "$dir" && exec setsid "$TANSU_BIN" broker \
-      --listener-url "tcp://127.0.0.1:$port" \
-      --advertised-listener-url "tcp://127.0.0.1:$port" \
-      --storage-engine "sqlite://tansu.db" >>"$dir/tansu.log" 2>&1) &
-  BROKER_PID=$!
-  wait_for_port "$port" 60 || { tail -20 "$dir/tansu.log" >&2; die "tansu did not start"; }
+  while :; do
+    logged=0
+    [ -f "$dir/tansu.log" ] && logged=$(wc -c <"$dir/tansu.log")
+    (cd "$dir" && exec setsid "$TANSU_BIN" broker \
+        --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine "sqlite://tansu.db" >>"$dir/tansu.log" 2>&1) &
+    BROKER_PID=$!
+    local deadline=$((SECONDS + 60)) held=""
+    while [ $SECONDS -lt $deadline ]; do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break 2
+      # tansu logs the failed bind and may stay up without listening.
+      if tail -c +$((logged + 1)) "$dir/tansu.log" | grep -q "Address already in use"; then
+        held=1
+        break
+      fi
+      sleep 0.2
+    done
+    kill "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    if [ -n "$held" ] && [ $SECONDS -lt $give_up ]; then
+      [ -n "$retrying" ] || log "port $port is still held by a broker stopped moments ago (TIME_WAIT); waiting for it"
+      retrying=1
+      sleep 3
+      continue
+    fi
+    tail -20 "$dir/tansu.log" >&2
+    die "tansu did not start"
+  done
   python3 "$ROOT/scripts/tansu-indexes.py" "$dir/tansu.db" || die "could not index tansu's storage"
   log "tansu broker on 127.0.0.1:$port (pid $BROKER_PID)"
-}
-
-# wait_for_port PORT SECONDS
-wait_for_port() {
-  local port="$1" deadline=$((SECONDS + $2))
-  while [ $SECONDS -lt $deadline ]; do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.2
-  done
-  return 1
 }
 
 # wait_for_http URL SECONDS
