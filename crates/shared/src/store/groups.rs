@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::filter_sql::{self, Bind, SqlFragment};
-use super::{list_page, lower};
 use super::schema::{group_members, groups, users};
 use super::StoreError;
+use super::{list_page, lower};
 use crate::scim::group::{GroupView, MemberView};
 use crate::scim::query::ListParams;
 use crate::scim::ScimError;
@@ -227,9 +227,7 @@ pub fn groups_of_users(
     // a generic plan for `= $1` and stops planning it; for `= ANY($1)` it
     // keeps planning each call (its estimate depends on the array).
     Ok(match user_ids {
-        [one] => query
-            .filter(group_members::user_id.eq(one))
-            .load(conn)?,
+        [one] => query.filter(group_members::user_id.eq(one)).load(conn)?,
         many => query
             .filter(group_members::user_id.eq_any(many))
             .load(conn)?,

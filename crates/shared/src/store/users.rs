@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::filter_sql::{self, Bind, SqlFragment};
-use super::{list_page, lower};
 use super::schema::users;
 use super::StoreError;
+use super::{list_page, lower};
 use crate::rules::roles::{Permission, PrimaryRole, Roles};
 use crate::scim::query::ListParams;
 use crate::scim::user::UserView;
