@@ -321,6 +321,18 @@ impl Stack {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// The Prometheus text an admin listener on `port` serves.
+    pub async fn metrics(&self, port: u16) -> String {
+        self.http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Wait for `/readyz`. An ingress that exits instead fails the test at
     /// once with its log; one that lost its port to another process (the
     /// port was free when chosen, not reserved) is started again on a new one.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::common::{assert_one_event_per_change, eventually, patch_op, Stack, Tenant};
@@ -227,11 +228,26 @@ async fn exclusive_p1_postgres_down_10s_mid_stream() {
     const PATCHES: usize = 60;
     let pgctl = std::env::var("SCIMFLOW_TEST_PG_CTL")
         .expect("SCIMFLOW_TEST_PG_CTL: run through ./scripts/test");
+    let admin = crate::common::free_port();
     let stack = Stack::new("pg_outage")
         .with_env("SCIMFLOW_REPLY_DEADLINE_MS", "3000")
+        .with_env("SCIMFLOW_ADMIN_ADDR", &format!("127.0.0.1:{admin}"))
         .started()
         .await;
     let tenant = stack.tenant("");
+    let cache_live = |live: bool| {
+        let stack = &stack;
+        async move {
+            let want = format!("scimflow_tenant_cache_live {}", u8::from(live));
+            eventually(
+                &format!("the tenant cache to be live={live}"),
+                Duration::from_secs(60),
+                || async { stack.metrics(admin).await.contains(&want).then_some(()) },
+            )
+            .await
+        }
+    };
+    cache_live(true).await;
     let acks = Arc::new(AtomicUsize::new(0));
     let writers = start_writers(&tenant, USERS, PATCHES, acks.clone());
     wait_for_acks(&acks, 200).await;
@@ -249,6 +265,9 @@ async fn exclusive_p1_postgres_down_10s_mid_stream() {
     };
     run("stop").await;
     let down_at = acks.load(Ordering::SeqCst);
+    // Changes could be missed while the notification connection is down:
+    // the ingress stops answering from its tenant cache.
+    cache_live(false).await;
     // The fault itself: issue 5 asks for PostgreSQL stopped for 10 s during
     // the stream. Nothing is waited for here; what follows polls.
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -272,6 +291,16 @@ async fn exclusive_p1_postgres_down_10s_mid_stream() {
         )
         .await;
     }
+    // The cache is back by itself, and hears of changes again: a rotated
+    // token stops working.
+    cache_live(true).await;
+    let rotated = stack.cli(&["tenant", "rotate-token", "--tenant", &tenant.id, "--json"]);
+    tenant.refused(&tenant.token).await;
+    let new_token = rotated["token"].as_str().expect("token");
+    let r = tenant
+        .send(Method::GET, "/Users?count=1", None, Some(new_token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     // 503s here may or may not have been published (authentication needs
     // the database), so each user has between acked and acked+uncertain.
     let versions = check_applied(&stack, &results, PATCHES, false, 1);

@@ -331,19 +331,7 @@ async fn metrics_are_served_on_the_admin_listeners_with_sensible_values() {
         );
     }
     t.get("/Users/not-a-user").await.assert_error(404, None);
-    let scrape = |port: u16| {
-        let http = stack.http.clone();
-        async move {
-            http.get(format!("http://127.0.0.1:{port}/metrics"))
-                .send()
-                .await
-                .expect("scrape")
-                .text()
-                .await
-                .expect("text")
-        }
-    };
-    let ingress = scrape(ingress_admin).await;
+    let ingress = stack.metrics(ingress_admin).await;
     let created = format!(
         "scimflow_http_requests_total{{method=\"POST\",route=\"/scim/v2/{{tenant_id}}/Users\",status=\"201\",tenant=\"{}\"}} 5",
         t.id
@@ -375,7 +363,7 @@ async fn metrics_are_served_on_the_admin_listeners_with_sensible_values() {
             .status(),
         404
     );
-    let processor = scrape(processor_admin).await;
+    let processor = stack.metrics(processor_admin).await;
     for series in [
         "scimflow_processor_batch_size_count",
         "scimflow_processor_commands_total",
