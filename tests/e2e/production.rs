@@ -345,13 +345,11 @@ async fn metrics_are_served_on_the_admin_listeners_with_sensible_values() {
         ingress.contains("scimflow_tenant_cache_live 1"),
         "{ingress}"
     );
-    let hits: u64 = ingress
-        .lines()
-        .find(|l| l.starts_with("scimflow_tenant_cache_lookups_total{result=\"hit\"}"))
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    assert!(hits >= 1, "tenant cache hits: {hits}");
+    let hits = series_value(
+        &ingress,
+        "scimflow_tenant_cache_lookups_total{result=\"hit\"}",
+    );
+    assert!(hits >= 1.0, "tenant cache hits: {hits}");
     // The SCIM listener does not serve it.
     assert_eq!(
         stack
@@ -374,13 +372,17 @@ async fn metrics_are_served_on_the_admin_listeners_with_sensible_values() {
     ] {
         assert!(processor.contains(series), "{series} in\n{processor}");
     }
-    let commands: f64 = processor
-        .lines()
-        .find(|l| l.starts_with("scimflow_processor_commands_total "))
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
+    let commands = series_value(&processor, "scimflow_processor_commands_total");
     assert!(commands >= 5.0, "{commands}");
+}
+
+/// The value of one series (name and labels exactly) in Prometheus text, or
+/// 0 when it is absent.
+fn series_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// One tenant's backlog does not hold another's writes behind it: with
