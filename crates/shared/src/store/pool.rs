@@ -3,6 +3,10 @@
 //! per request, a third of a lookup's database work) or never; this
 //! manager checks a connection when it was idle for longer than
 //! [`TRUSTED_FOR`] or any query on it failed since its last check.
+//!
+//! The price: after a database restart, a connection that was busy until
+//! then fails the one request that finds it dead (the ingress answers 503,
+//! the processor retries its batch) before the next checkout replaces it.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
