@@ -105,3 +105,42 @@ async fn t1_t2_t3_a_second_tenants_token_gets_nothing_of_the_first() {
         0
     );
 }
+
+/// An ingress started against a database without the tenant change trigger
+/// (before `scimflow migrate` added it) would hear of no change: it must not
+/// serve tenants from memory, so a rotated token still stops working at
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t2_without_the_change_trigger_the_ingress_does_not_cache_tenants() {
+    use diesel::RunQueryDsl;
+    let admin = crate::common::free_port();
+    let stack =
+        Stack::new("no_trigger").with_env("SCIMFLOW_ADMIN_ADDR", &format!("127.0.0.1:{admin}"));
+    diesel::sql_query("DROP TRIGGER tenants_notify_change ON tenants")
+        .execute(&mut stack.db())
+        .expect("drop the trigger");
+    let stack = stack.started().await;
+    let t = stack.tenant("");
+    for _ in 0..3 {
+        assert_eq!(t.get("/Users").await.status, 200);
+    }
+    let metrics = stack.metrics(admin).await;
+    assert!(
+        metrics.contains("scimflow_tenant_cache_live 0"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("scimflow_tenant_cache_lookups_total{result=\"hit\"}"),
+        "{metrics}"
+    );
+    stack.cli(&["tenant", "rotate-token", "--tenant", &t.id, "--json"]);
+    t.send(Method::GET, "/Users", None, Some(&t.token))
+        .await
+        .assert_error(401, None);
+    let log = std::fs::read_to_string(stack.logs.join(format!("{}-ingress.log", stack.name)))
+        .unwrap_or_default();
+    assert!(
+        log.contains("tenants_notify_change trigger is missing"),
+        "{log}"
+    );
+}

@@ -25,7 +25,8 @@ use scimflow_shared::store::tenants::{TenantChanges, TenantRow};
 const POLL: Duration = Duration::from_millis(10);
 /// How often the listening connection is proven alive.
 const CHECK: Duration = Duration::from_secs(5);
-const RECONNECT: Duration = Duration::from_secs(1);
+/// How long the cache stays off before listening again after a failure.
+const RECONNECT: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 pub struct TenantCache {

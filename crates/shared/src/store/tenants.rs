@@ -201,9 +201,28 @@ pub struct TenantChanges {
 impl TenantChanges {
     /// Connect and start listening. Changes committed before this returns
     /// are not reported: a cache starts empty after it.
+    ///
+    /// Refuses while the trigger is missing (an ingress started before
+    /// `scimflow migrate`): listening would then hear nothing, and a cache
+    /// would keep a rotated token working.
     pub fn listen(database_url: &str) -> Result<Self, StoreError> {
+        #[derive(QueryableByName)]
+        struct Installed {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            installed: bool,
+        }
         let mut conn = PgConnection::establish(database_url)?;
         diesel::sql_query("LISTEN scimflow_tenants").execute(&mut conn)?;
+        let trigger: Installed = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger \
+             WHERE tgname = 'tenants_notify_change' AND tgrelid = 'tenants'::regclass) AS installed",
+        )
+        .get_result(&mut conn)?;
+        if !trigger.installed {
+            return Err(StoreError::Migration(
+                "the tenants_notify_change trigger is missing: run `scimflow migrate`".into(),
+            ));
+        }
         Ok(Self { conn })
     }
 
