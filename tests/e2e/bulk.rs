@@ -112,3 +112,49 @@ async fn bulk_creates_users_and_a_group_referencing_them() {
         0
     );
 }
+
+/// Creates the processor rejects (I2/I3: the email is taken; I4: the
+/// userName is taken) among creates it applies, in one /Bulk request and so
+/// in one batch: the rejected ones leave nothing behind (creates run
+/// without a savepoint of their own, so this is what proves they decide
+/// before they write), and the others are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_creates_in_a_batch_leave_nothing_and_spare_their_neighbours() {
+    let stack = Stack::start("bulk_rejects").await;
+    let t = stack.tenant("");
+    let create = |bulk_id: &str, user_name: &str, email: &str| {
+        json!({"method": "POST", "path": "/Users", "bulkId": bulk_id,
+               "data": {"userName": user_name, "emails": [{"value": email, "type": "work", "primary": true}]}})
+    };
+    let request = json!({"Operations": [
+        create("a", "a@rej.example", "a@rej.example"),
+        create("same-email", "other@rej.example", "A@rej.example"),
+        create("b", "b@rej.example", "b@rej.example"),
+        create("same-user-name", "B@REJ.example", "c@rej.example"),
+        create("d", "d@rej.example", "d@rej.example"),
+    ]});
+    let r = t.post("/Bulk", &request).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let status: Vec<&str> = r.body["Operations"]
+        .as_array()
+        .expect("Operations")
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        status,
+        vec!["201", "409", "201", "409", "201"],
+        "{}",
+        r.body
+    );
+    assert_eq!(stack.count("SELECT count(*) AS n FROM users"), 3);
+    assert_eq!(stack.count("SELECT count(*) AS n FROM user_history"), 3);
+    assert_eq!(
+        stack.count("SELECT count(*) AS n FROM outbox WHERE topic LIKE '%user-changes'"),
+        3
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) AS n FROM processed_commands"),
+        5
+    );
+}

@@ -2,7 +2,10 @@
 //!
 //! Each command runs in its own savepoint, so a rejected command (a SCIM
 //! error for the IdP) or a broken one (dead-lettered) does not undo its
-//! neighbours. The dedup record (P3), the history, the change events and
+//! neighbours; except a user create, which is rejected only before it
+//! writes anything, until failures are being isolated (a savepoint per
+//! create cost two round trips, and past 64 in one transaction PostgreSQL's
+//! subtransaction cache overflows, slowing every concurrent reader). The dedup record (P3), the history, the change events and
 //! the dead letters are written in the same transaction as the effects; the
 //! caller commits Kafka offsets only after this transaction commits (P1).
 
@@ -180,7 +183,7 @@ pub fn run_batch(
                 pending: &pending,
             };
             let mark = pending.borrow().mark();
-            let applied = conn.transaction::<Outcome, ApplyError, _>(|conn| {
+            let run = |conn: &mut PgConnection| -> Result<Outcome, ApplyError> {
                 let outcome = apply(conn, &ctx)?;
                 pending.borrow_mut().outcome(tenant.id, &outcome)?;
                 if settings.isolate_failures {
@@ -190,7 +193,12 @@ pub fn run_batch(
                     pending.borrow_mut().flush(conn)?;
                 }
                 Ok(outcome)
-            });
+            };
+            let applied = if settings.isolate_failures || !decides_before_writing(&env.command) {
+                conn.transaction::<Outcome, ApplyError, _>(run)
+            } else {
+                run(conn)
+            };
             if applied.is_err() {
                 // The savepoint rolled the effect back; its rows go too.
                 pending.borrow_mut().rollback_to(mark);
@@ -233,6 +241,16 @@ pub fn run_batch(
         pending.borrow_mut().flush(conn)?;
         Ok(out)
     })
+}
+
+/// Commands whose `apply` can be rejected only before its first write:
+/// they need no savepoint of their own until failures are being isolated.
+/// (A database error fails the whole batch either way.)
+fn decides_before_writing(command: &scimflow_shared::command::Command) -> bool {
+    matches!(
+        command,
+        scimflow_shared::command::Command::CreateUser { .. }
+    )
 }
 
 fn dead_letter(

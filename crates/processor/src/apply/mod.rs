@@ -1,6 +1,7 @@
 //! Applying one command to the database: the product rules (from
 //! `scimflow_shared::rules` and `scim`) meet the stored state here. Runs
-//! inside the batch transaction, in its own savepoint; writes the effect,
+//! inside the batch transaction, in its own savepoint (see `batch.rs` for
+//! the exception); writes the effect,
 //! the history and the change event, and returns the outcome for the IdP.
 
 mod groups;

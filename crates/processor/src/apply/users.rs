@@ -18,6 +18,8 @@ use scimflow_shared::ScimError;
 
 use super::{check_if_match, emit_event, no_content, ApplyError, Context};
 
+/// Every rule is checked before the first write: `batch.rs` runs creates
+/// without a savepoint, so a rejection after a write would keep the write.
 pub(super) fn create(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
