@@ -115,7 +115,7 @@ async fn bulk_creates_users_and_a_group_referencing_them() {
 
 /// Creates the processor rejects (I2/I3: the email is taken; I4: the
 /// userName is taken) among creates it applies, in one /Bulk request and so
-/// in one batch: the rejected ones leave nothing behind (creates run
+/// (usually) in one batch: the rejected ones leave nothing behind (creates run
 /// without a savepoint of their own, so this is what proves they decide
 /// before they write), and the others are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,12 +141,15 @@ async fn rejected_creates_in_a_batch_leave_nothing_and_spare_their_neighbours() 
         .iter()
         .map(|o| o["status"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(
-        status,
-        vec!["201", "409", "201", "409", "201"],
-        "{}",
-        r.body
-    );
+    // Independent operations are applied in any order (they are different
+    // resources, on different partitions): of each conflicting pair, one
+    // is created and the other refused.
+    for (x, y) in [(0, 1), (2, 3)] {
+        let mut pair = [status[x], status[y]];
+        pair.sort();
+        assert_eq!(pair, ["201", "409"], "{}", r.body);
+    }
+    assert_eq!(status[4], "201", "{}", r.body);
     assert_eq!(stack.count("SELECT count(*) AS n FROM users"), 3);
     assert_eq!(stack.count("SELECT count(*) AS n FROM user_history"), 3);
     assert_eq!(
