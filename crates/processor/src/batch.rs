@@ -2,12 +2,14 @@
 //!
 //! Each command runs in its own savepoint, so a rejected command (a SCIM
 //! error for the IdP) or a broken one (dead-lettered) does not undo its
-//! neighbours; except a user create, which is rejected only before it
-//! writes anything, until failures are being isolated (a savepoint per
-//! create cost two round trips, and past 64 in one transaction PostgreSQL's
-//! subtransaction cache overflows, slowing every concurrent reader). The dedup record (P3), the history, the change events and
-//! the dead letters are written in the same transaction as the effects; the
-//! caller commits Kafka offsets only after this transaction commits (P1).
+//! neighbours. The exception is a user create, which is rejected only
+//! before it writes anything: it takes no savepoint until failures are
+//! being isolated (a savepoint per create cost two round trips, and past 64
+//! in one transaction PostgreSQL's subtransaction cache overflows, slowing
+//! every concurrent reader). The dedup record (P3), the history, the change
+//! events and the dead letters are written in the same transaction as the
+//! effects; the caller commits Kafka offsets only after this transaction
+//! commits (P1).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -200,7 +202,8 @@ pub fn run_batch(
                 run(conn)
             };
             if applied.is_err() {
-                // The savepoint rolled the effect back; its rows go too.
+                // The savepoint rolled the effect back (a create without
+                // one had written nothing yet); its rows go too.
                 pending.borrow_mut().rollback_to(mark);
             }
             match applied {
