@@ -567,6 +567,17 @@ impl Reply {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
+    /// The per-operation statuses of a BulkResponse, in order.
+    pub fn bulk_statuses(&self) -> Vec<&str> {
+        self.body["Operations"]
+            .as_array()
+            .map(|ops| {
+                ops.iter()
+                    .map(|o| o["status"].as_str().unwrap_or(""))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
     /// Assert a SCIM Error body with this status (as a string) and type.
     pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
         assert_eq!(self.status.as_u16(), status, "{}", self.body);

@@ -262,11 +262,6 @@ async fn respond_async_answers_202_and_the_status_monitor_gives_the_outcome() {
     let r = t.send_async(Method::POST, "/Bulk", &bulk).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.headers.get("preference-applied").is_none());
-    let statuses: Vec<&str> = r.body["Operations"]
-        .as_array()
-        .expect("Operations")
-        .iter()
-        .map(|o| o["status"].as_str().unwrap_or(""))
-        .collect();
+    let statuses = r.bulk_statuses();
     assert_eq!(statuses, ["201", "201"]);
 }
