@@ -228,6 +228,16 @@ impl Config {
                 reason: "must be between 1 and 256".into(),
             });
         }
+        let db_pool_size: u32 = src.parse("SCIMFLOW_DB_POOL_SIZE", 16)?;
+        if db_pool_size == 0 {
+            // The pool would refuse to build, and the ingress would wait
+            // forever for one of its zero database slots.
+            return Err(ConfigError::Invalid {
+                name: "SCIMFLOW_DB_POOL_SIZE",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
         let batch_max: usize = src.parse("SCIMFLOW_BATCH_MAX", 500)?;
         if batch_max == 0 {
             return Err(ConfigError::Invalid {
@@ -287,7 +297,7 @@ impl Config {
             database_url,
             admin_addr,
             processor_admin_addr,
-            db_pool_size: src.parse("SCIMFLOW_DB_POOL_SIZE", 16)?,
+            db_pool_size,
             kafka_brokers,
             topic_prefix,
             command_partitions,
@@ -364,6 +374,11 @@ mod tests {
                 &[("SCIMFLOW_BATCH_MAX", "0")],
                 FILE,
                 "SCIMFLOW_BATCH_MAX=\"0\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_DB_POOL_SIZE", "0")],
+                FILE,
+                "SCIMFLOW_DB_POOL_SIZE=\"0\" is invalid",
             ),
             (
                 &[("SCIMFLOW_HTTP_ADDR", "localhost")],
