@@ -130,6 +130,24 @@ impl Sources<'_> {
             }),
         }
     }
+
+    /// A count that must be at least 1 (0 would leave nothing to work
+    /// with: no batch, no pooled connection).
+    fn parse_count<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display,
+        T::Err: std::fmt::Display,
+    {
+        let n = self.parse(name, default)?;
+        if n < T::from(1) {
+            return Err(ConfigError::Invalid {
+                name,
+                value: n.to_string(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(n)
+    }
 }
 
 /// `NAME=value` lines; blank lines and `#` comments skipped, an `export `
@@ -228,24 +246,10 @@ impl Config {
                 reason: "must be between 1 and 256".into(),
             });
         }
-        let db_pool_size: u32 = src.parse("SCIMFLOW_DB_POOL_SIZE", 16)?;
-        if db_pool_size == 0 {
-            // The pool would refuse to build, and the ingress would wait
-            // forever for one of its zero database slots.
-            return Err(ConfigError::Invalid {
-                name: "SCIMFLOW_DB_POOL_SIZE",
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
-        let batch_max: usize = src.parse("SCIMFLOW_BATCH_MAX", 500)?;
-        if batch_max == 0 {
-            return Err(ConfigError::Invalid {
-                name: "SCIMFLOW_BATCH_MAX",
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
+        // With no pooled connection the ingress would wait forever for
+        // a database slot.
+        let db_pool_size: u32 = src.parse_count("SCIMFLOW_DB_POOL_SIZE", 16)?;
+        let batch_max: usize = src.parse_count("SCIMFLOW_BATCH_MAX", 500)?;
         let instance_id = src
             .var("SCIMFLOW_INSTANCE_ID")
             .unwrap_or_else(|| format!("ingress-{}", http_addr.port()));
