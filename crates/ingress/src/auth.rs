@@ -6,6 +6,7 @@
 //! database (see `tenant_cache.rs` for why a cached answer is current).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
@@ -21,7 +22,7 @@ use crate::tenant_cache::Cached;
 use crate::{blocking, AppState, IngressError};
 
 /// The tenant a request is authenticated as.
-pub struct AuthedTenant(pub TenantRow);
+pub struct AuthedTenant(pub Arc<TenantRow>);
 
 fn unauthorized() -> IngressError {
     ScimError::unauthorized("a valid bearer token for this SCIM endpoint is required").into()
@@ -78,7 +79,7 @@ impl FromRequestParts<AppState> for AuthedTenant {
 }
 
 /// The tenant whose token hashes to `hash`, if any.
-async fn lookup(state: &AppState, hash: String) -> Result<Option<TenantRow>, IngressError> {
+async fn lookup(state: &AppState, hash: String) -> Result<Option<Arc<TenantRow>>, IngressError> {
     let ticket = match state.tenants.get(&hash) {
         Cached::Hit(row) => {
             TENANT_CACHE_LOOKUPS.with_label_values(&["hit"]).inc();
@@ -87,12 +88,17 @@ async fn lookup(state: &AppState, hash: String) -> Result<Option<TenantRow>, Ing
         Cached::Miss(ticket) => ticket,
     };
     TENANT_CACHE_LOOKUPS.with_label_values(&["miss"]).inc();
-    let key = hash.clone();
-    let found = blocking(state, move |conn| tenants::find_by_token_hash(conn, &key)).await?;
+    let (found, hash) = blocking(state, move |conn| {
+        Ok((
+            tenants::find_by_token_hash(conn, &hash)?.map(Arc::new),
+            hash,
+        ))
+    })
+    .await?;
     // Only active tenants are remembered: one entry per tenant whatever
     // tokens callers send, and a resumed tenant's token works at once.
     if let Some(row) = found.as_ref().filter(|row| row.is_active()) {
-        state.tenants.fill(ticket, hash, row.clone());
+        state.tenants.fill(ticket, hash, Arc::clone(row));
     }
     Ok(found)
 }

@@ -38,12 +38,12 @@ struct Inner {
     /// True only while a listener is connected and has not missed changes.
     live: bool,
     generation: u64,
-    by_token_hash: HashMap<String, TenantRow>,
+    by_token_hash: HashMap<String, Arc<TenantRow>>,
 }
 
 /// The answer of [`TenantCache::get`].
 pub enum Cached {
-    Hit(TenantRow),
+    Hit(Arc<TenantRow>),
     /// Look it up, then [`TenantCache::fill`] with this ticket.
     Miss(Ticket),
 }
@@ -61,14 +61,14 @@ impl TenantCache {
             return Cached::Miss(Ticket(None));
         }
         match inner.by_token_hash.get(token_hash) {
-            Some(row) => Cached::Hit(row.clone()),
+            Some(row) => Cached::Hit(Arc::clone(row)),
             None => Cached::Miss(Ticket(Some(inner.generation))),
         }
     }
 
     /// Remember what a lookup found, unless the cache changed since the
     /// lookup started (or was not live then).
-    pub fn fill(&self, ticket: Ticket, token_hash: String, row: TenantRow) {
+    pub fn fill(&self, ticket: Ticket, token_hash: String, row: Arc<TenantRow>) {
         let Ok(mut inner) = self.inner.write() else {
             return;
         };
@@ -179,7 +179,7 @@ mod tests {
 
     fn hit(cache: &TenantCache, hash: &str) -> Option<String> {
         match cache.get(hash) {
-            Cached::Hit(r) => Some(r.name),
+            Cached::Hit(r) => Some(r.name.clone()),
             Cached::Miss(_) => None,
         }
     }
@@ -208,7 +208,7 @@ mod tests {
             if change_during {
                 cache.invalidate();
             }
-            cache.fill(t, "hash-a".into(), row("a"));
+            cache.fill(t, "hash-a".into(), Arc::new(row("a")));
             assert_eq!(
                 hit(&cache, "hash-a").is_some(),
                 cached,
@@ -222,13 +222,13 @@ mod tests {
         let cache = TenantCache::default();
         cache.reset(Some(true));
         let t = ticket(&cache, "hash-a");
-        cache.fill(t, "hash-a".into(), row("a"));
+        cache.fill(t, "hash-a".into(), Arc::new(row("a")));
         assert_eq!(hit(&cache, "hash-a").as_deref(), Some("a"));
         cache.invalidate();
         assert_eq!(hit(&cache, "hash-a"), None);
 
         let t = ticket(&cache, "hash-a");
-        cache.fill(t, "hash-a".into(), row("a"));
+        cache.fill(t, "hash-a".into(), Arc::new(row("a")));
         cache.reset(Some(false));
         assert_eq!(hit(&cache, "hash-a"), None, "not live: no answers");
         // A lookup that started while live and finishes after the listener
@@ -237,7 +237,7 @@ mod tests {
         let t = ticket(&cache, "hash-a");
         cache.reset(Some(false));
         cache.reset(Some(true));
-        cache.fill(t, "hash-a".into(), row("a"));
+        cache.fill(t, "hash-a".into(), Arc::new(row("a")));
         assert_eq!(hit(&cache, "hash-a"), None);
     }
 }
