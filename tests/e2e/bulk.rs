@@ -154,3 +154,54 @@ async fn rejected_creates_in_a_batch_leave_nothing_and_spare_their_neighbours() 
         5
     );
 }
+
+/// The processor looks up a batch's creates together before applying it
+/// (`apply::Unheld`); a PATCH earlier in the same batch that takes a
+/// userName must still refuse a later create of it, and one that frees a
+/// userName must let a later create have it, without failing the batch
+/// (which would show as a retry). One partition, so the three operations
+/// reach the processor in the request's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_earlier_in_a_batch_decides_the_creates_after_it() {
+    let processor_admin = crate::common::free_port();
+    let stack = Stack::new("bulk_rename")
+        .with_env("SCIMFLOW_COMMAND_PARTITIONS", "1")
+        .with_env(
+            "SCIMFLOW_PROCESSOR_ADMIN_ADDR",
+            &format!("127.0.0.1:{processor_admin}"),
+        )
+        .started()
+        .await;
+    let t = stack.tenant("");
+    let r = t
+        .post(
+            "/Users",
+            &json!({"userName": "old@ren.example", "emails": [{"value": "u1@ren.example"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap_or_default().to_string();
+    let create = |user_name: &str, email: &str| {
+        json!({"method": "POST", "path": "/Users", "bulkId": user_name,
+               "data": {"userName": user_name, "emails": [{"value": email}]}})
+    };
+    let request = json!({"Operations": [
+        {"method": "PATCH", "path": format!("/Users/{id}"),
+         "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                  "Operations": [{"op": "replace", "path": "userName", "value": "new@ren.example"}]}},
+        create("NEW@ren.example", "n@ren.example"),
+        create("old@ren.example", "o@ren.example"),
+    ]});
+    let r = t.post("/Bulk", &request).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.bulk_statuses(), ["200", "409", "201"], "{}", r.body);
+    let processor = stack.metrics(processor_admin).await;
+    assert!(
+        processor.contains("scimflow_processor_batch_retries_total 0"),
+        "{processor}"
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) AS n FROM users WHERE deleted_at IS NULL"),
+        2
+    );
+}

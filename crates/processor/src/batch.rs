@@ -18,7 +18,7 @@ use diesel::{Connection, PgConnection};
 use uuid::Uuid;
 
 use scimflow_shared::bus::{headers, Topics};
-use scimflow_shared::command::{CommandEnvelope, Outcome, ENVELOPE_VERSION};
+use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ENVELOPE_VERSION};
 use scimflow_shared::store::commands::{
     enqueue_message, find_outcomes, record_dead_letter, NewDeadLetter, PendingWrites,
 };
@@ -27,7 +27,7 @@ use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::store::StoreError;
 use scimflow_shared::ScimError;
 
-use crate::apply::{apply, ApplyError, Context};
+use crate::apply::{apply, create_identity, ApplyError, Context, Unheld};
 
 /// A command as it came off the topic.
 #[derive(Debug, Clone)]
@@ -85,6 +85,12 @@ pub fn run_batch(
             .collect();
         let keys: Vec<String> = batch.iter().filter_map(|m| m.key.clone()).collect();
         let mut held: HashMap<String, Hold> = holds(conn, &keys)?;
+        // First attempts only: a retry re-checks every create on its own.
+        let unheld = RefCell::new(if settings.attempt == 0 {
+            look_up_creates(conn, &decoded)?
+        } else {
+            Unheld::default()
+        });
         let mut tenants: HashMap<Uuid, Option<TenantRow>> = HashMap::new();
         let mut out = Vec::with_capacity(batch.len());
 
@@ -183,6 +189,7 @@ pub fn run_batch(
                 envelope: &env,
                 topics: settings.topics,
                 pending: &pending,
+                unheld: &unheld,
             };
             let mark = pending.borrow().mark();
             let run = |conn: &mut PgConnection| -> Result<Outcome, ApplyError> {
@@ -246,14 +253,30 @@ pub fn run_batch(
     })
 }
 
+/// The emails and userNames the batch's user creates carry, looked up in
+/// one query per tenant (`apply::Unheld`).
+fn look_up_creates(
+    conn: &mut PgConnection,
+    decoded: &[Result<CommandEnvelope, String>],
+) -> Result<Unheld, StoreError> {
+    let mut wanted: HashMap<Uuid, (Vec<String>, Vec<String>)> = HashMap::new();
+    for env in decoded.iter().flatten() {
+        if let Command::CreateUser { body, .. } = &env.command {
+            if let Some((email, user_name)) = create_identity(body) {
+                let (emails, names) = wanted.entry(env.tenant_id).or_default();
+                emails.push(email);
+                names.push(user_name);
+            }
+        }
+    }
+    Unheld::look_up(conn, wanted)
+}
+
 /// Commands whose `apply` can be rejected only before its first write:
 /// they need no savepoint of their own until failures are being isolated.
 /// (A database error fails the whole batch either way.)
-fn decides_before_writing(command: &scimflow_shared::command::Command) -> bool {
-    matches!(
-        command,
-        scimflow_shared::command::Command::CreateUser { .. }
-    )
+fn decides_before_writing(command: &Command) -> bool {
+    matches!(command, Command::CreateUser { .. })
 }
 
 fn dead_letter(

@@ -35,7 +35,16 @@ pub(super) fn create(
     };
     let user_name = user_name_of(&input.attrs)?;
     let now = Utc::now();
-    let existing = users::find_by_email(conn, tenant_id, &email)?;
+    let unheld = ctx
+        .unheld
+        .borrow()
+        .both_unheld(tenant_id, &email, &user_name);
+    let existing = if unheld {
+        None
+    } else {
+        users::find_by_email(conn, tenant_id, &email)?
+    };
+    ctx.unheld.borrow_mut().claim(tenant_id, &email, &user_name);
     let row = match existing {
         Some(row) if row.deleted_at.is_none() && row.scim_managed => {
             return Err(ScimError::uniqueness(format!(
@@ -72,7 +81,9 @@ pub(super) fn create(
             row
         }
         None => {
-            check_user_name_free(conn, tenant_id, &user_name, None)?;
+            if !unheld {
+                check_user_name_free(conn, tenant_id, &user_name, None)?;
+            }
             let roles = apply_roles(None, &sent, ctx.tenant.plan())?;
             let row = UserRow {
                 id: user_id,
@@ -96,6 +107,15 @@ pub(super) fn create(
         }
     };
     resource_outcome(conn, ctx, &row, 201)
+}
+
+/// The email and userName a create would give its user, as `create`
+/// reads them; `None` if it will be rejected for either.
+pub fn create_identity(body: &Value) -> Option<(String, String)> {
+    let input = normalize_user(body).ok()?;
+    let email = identity_email(&input.attrs).ok()?;
+    let user_name = user_name_of(&input.attrs).ok()?;
+    Some((email, user_name))
 }
 
 pub(super) fn replace(

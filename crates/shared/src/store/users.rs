@@ -143,6 +143,56 @@ pub fn email_holder(
         .optional()?)
 }
 
+/// Which of `emails` and `user_names` some user of the tenant holds, as
+/// given: an email held by any user, deleted ones included (I3 links, L5
+/// brings back), a userName held by a live one, compared as I4 does with
+/// PostgreSQL's `lower()`. One statement for a batch of creates, where
+/// `find_by_email` and `user_name_holder` cost two per create.
+pub fn held_identities(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    emails: &[String],
+    user_names: &[String],
+) -> Result<HeldIdentities, StoreError> {
+    use diesel::sql_types::{Array, Text};
+
+    #[derive(QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        is_email: bool,
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let rows: Vec<Held> = diesel::sql_query(
+        "SELECT true AS is_email, e.v AS value FROM unnest($2::text[]) AS e(v) \
+          WHERE EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.primary_email = e.v) \
+         UNION ALL \
+         SELECT false, n.v FROM unnest($3::text[]) AS n(v) \
+          WHERE EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.deleted_at IS NULL \
+                          AND lower(u.user_name) = lower(n.v))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(tenant_id)
+    .bind::<Array<Text>, _>(emails)
+    .bind::<Array<Text>, _>(user_names)
+    .load(conn)?;
+    let mut held = HeldIdentities::default();
+    for row in rows {
+        if row.is_email {
+            held.emails.insert(row.value);
+        } else {
+            held.user_names.insert(row.value);
+        }
+    }
+    Ok(held)
+}
+
+/// The answer of `held_identities`: the inputs that are taken.
+#[derive(Debug, Default)]
+pub struct HeldIdentities {
+    pub emails: std::collections::HashSet<String>,
+    pub user_names: std::collections::HashSet<String>,
+}
+
 pub fn insert(conn: &mut PgConnection, row: &UserRow) -> Result<(), StoreError> {
     diesel::insert_into(users::table)
         .values(row)
