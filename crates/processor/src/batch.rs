@@ -191,6 +191,11 @@ pub fn run_batch(
                 pending: &pending,
                 unheld: &unheld,
             };
+            if !matches!(env.command, Command::CreateUser { .. }) {
+                // It may read users: the batch's new ones go in first,
+                // outside its savepoint (a failure here fails the batch).
+                pending.borrow_mut().flush_new_users(conn)?;
+            }
             let mark = pending.borrow().mark();
             let run = |conn: &mut PgConnection| -> Result<Outcome, ApplyError> {
                 let outcome = apply(conn, &ctx)?;

@@ -42,6 +42,8 @@ pub(super) fn create(
     let existing = if unheld {
         None
     } else {
+        // The batch's new users must be visible to the lookups.
+        ctx.pending.borrow_mut().flush_new_users(conn)?;
         users::find_by_email(conn, tenant_id, &email)?
     };
     ctx.unheld.borrow_mut().claim(tenant_id, &email, &user_name);
@@ -101,7 +103,7 @@ pub(super) fn create(
                 updated_at: now,
                 deleted_at: None,
             };
-            users::insert(conn, &row)?;
+            ctx.pending.borrow_mut().new_user(row.clone());
             record_change(ctx, None, &row, "created")?;
             row
         }
