@@ -78,8 +78,9 @@ pub struct Config {
     /// `SCIMFLOW_BATCH_MAX` (default 500): most commands per processor
     /// transaction.
     pub batch_max: usize,
-    /// `SCIMFLOW_BATCH_LINGER_MS` (default 5): how long the processor waits
-    /// to fill a batch once it has one command.
+    /// `SCIMFLOW_BATCH_LINGER_MS` (default 1): how long the processor waits
+    /// to fill a batch once it has one command. Under load, batches fill
+    /// while the previous one is applied; the linger only adds latency.
     pub batch_linger: Duration,
     /// `SCIMFLOW_CONSUMER_GROUP` (default `<prefix>.processor`).
     pub consumer_group: String,
@@ -310,7 +311,7 @@ impl Config {
             instance_id,
             reply_deadline: Duration::from_millis(src.parse("SCIMFLOW_REPLY_DEADLINE_MS", 10_000)?),
             batch_max,
-            batch_linger: Duration::from_millis(src.parse("SCIMFLOW_BATCH_LINGER_MS", 5)?),
+            batch_linger: Duration::from_millis(src.parse("SCIMFLOW_BATCH_LINGER_MS", 1)?),
             consumer_group,
             tenant_rate,
             tenant_burst,
