@@ -104,7 +104,7 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
     c.set("bootstrap.servers", brokers)
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .set("linger.ms", "2")
+        .set("linger.ms", "1")
         .set("batch.num.messages", "10000")
         .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())
         // tansu: compressed batches are not relied on; plain batches work.
