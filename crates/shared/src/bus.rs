@@ -188,7 +188,8 @@ where
     }
 }
 
-/// Create topics that do not exist yet; existing ones are left as they are.
+/// Create topics that do not exist yet; existing ones are left as they are
+/// (with a warning if their partition count differs).
 pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<(), BusError> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers)
@@ -202,11 +203,31 @@ pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<()
     // The request is retried; a refusal of a topic itself is not.
     let results =
         retry_at_startup("creating topics", || admin.create_topics(new.iter(), &opts)).await?;
+    let mut existing = Vec::new();
     for result in results {
         match result {
             Ok(_) => {}
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push(topic),
             Err((topic, code)) => return Err(BusError::CreateTopic { topic, code }),
+        }
+    }
+    // Partitions are fixed when a topic is created: say so when the
+    // setting no longer describes the topic (the setting alone would
+    // mislead whoever reads it).
+    for (name, wanted) in topics.iter().filter(|(n, _)| existing.contains(n)) {
+        let Ok(metadata) = admin.inner().fetch_metadata(Some(name), Duration::from_secs(5)) else {
+            continue;
+        };
+        if let Some(t) = metadata.topics().first() {
+            let has = t.partitions().len();
+            if has != *wanted as usize {
+                tracing::warn!(
+                    topic = %name,
+                    partitions = has,
+                    configured = wanted,
+                    "the topic exists with a different partition count; the setting applies only to new topics"
+                );
+            }
         }
     }
     Ok(())
