@@ -215,7 +215,10 @@ pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<()
     // setting no longer describes the topic (the setting alone would
     // mislead whoever reads it).
     for (name, wanted) in topics.iter().filter(|(n, _)| existing.contains(n)) {
-        let Ok(metadata) = admin.inner().fetch_metadata(Some(name), Duration::from_secs(5)) else {
+        let Ok(metadata) = admin
+            .inner()
+            .fetch_metadata(Some(name), Duration::from_secs(5))
+        else {
             continue;
         };
         if let Some(t) = metadata.topics().first() {
