@@ -41,12 +41,12 @@ fn decode_outcome(stored: Value) -> Result<Outcome, StoreError> {
 
 /// The rows a batch writes beside its effects (dedup outcomes, history,
 /// change events), and the users it creates, collected while its commands
-/// run and written with one multi-row INSERT per table just before the
-/// batch commits: four round trips per batch instead of four per create.
-/// New users go in earlier whenever a command is about to read users
-/// (`flush_new_users`). A command whose savepoint
-/// rolls back takes its rows out again (`mark` / `rollback_to`), so what is
-/// written is exactly what the committed effects produced.
+/// run and written with one binary `COPY` per table just before the batch
+/// commits: four statements per batch instead of four per create. New
+/// users go in earlier whenever a command is about to read users
+/// (`flush_new_users`). A command whose savepoint rolls back takes its rows
+/// out again (`mark` / `rollback_to`), so what is written is exactly what
+/// the committed effects produced.
 #[derive(Default)]
 pub struct PendingWrites {
     new_users: Vec<UserRow>,
@@ -70,11 +70,6 @@ struct PendingHistory {
 #[derive(Debug, Clone, Copy)]
 pub struct PendingMark(usize, usize, usize, usize);
 
-/// Rows per INSERT: well under PostgreSQL's 65,535 bind parameters.
-const INSERT_CHUNK: usize = 1000;
-/// A user row binds 14 parameters.
-const USER_INSERT_CHUNK: usize = 500;
-
 impl PendingWrites {
     /// A user to insert; the caller has checked every rule that could
     /// refuse it (a uniqueness index that still does fails the batch).
@@ -84,12 +79,11 @@ impl PendingWrites {
 
     /// Insert the new users now: before anything reads the users table.
     pub fn flush_new_users(&mut self, conn: &mut PgConnection) -> Result<(), StoreError> {
-        for chunk in self.new_users.chunks(USER_INSERT_CHUNK) {
-            diesel::insert_into(users::table)
-                .values(chunk)
+        if !self.new_users.is_empty() {
+            diesel::copy_from(users::table)
+                .from_insertable(std::mem::take(&mut self.new_users))
                 .execute(conn)?;
         }
-        self.new_users.clear();
         Ok(())
     }
 
@@ -138,11 +132,14 @@ impl PendingWrites {
         self.messages.truncate(mark.3);
     }
 
-    /// Write everything pending, in the order it was added.
+    /// Write everything pending, in the order it was added: one binary
+    /// `COPY` per table, which also assigns outbox ids in row order, so the
+    /// relay publishes events in the order they were produced (P5).
     pub fn flush(&mut self, conn: &mut PgConnection) -> Result<(), StoreError> {
         self.flush_new_users(conn)?;
-        for chunk in self.outcomes.chunks(INSERT_CHUNK) {
-            let rows: Vec<_> = chunk
+        if !self.outcomes.is_empty() {
+            let rows: Vec<_> = self
+                .outcomes
                 .iter()
                 .map(|(command_id, tenant_id, status, outcome)| {
                     (
@@ -153,12 +150,13 @@ impl PendingWrites {
                     )
                 })
                 .collect();
-            diesel::insert_into(processed_commands::table)
-                .values(&rows)
+            diesel::copy_from(processed_commands::table)
+                .from_insertable(rows)
                 .execute(conn)?;
         }
-        for chunk in self.history.chunks(INSERT_CHUNK) {
-            let rows: Vec<_> = chunk
+        if !self.history.is_empty() {
+            let rows: Vec<_> = self
+                .history
                 .iter()
                 .map(|h| {
                     (
@@ -172,14 +170,13 @@ impl PendingWrites {
                     )
                 })
                 .collect();
-            diesel::insert_into(user_history::table)
-                .values(&rows)
+            diesel::copy_from(user_history::table)
+                .from_insertable(rows)
                 .execute(conn)?;
         }
-        // One multi-row INSERT assigns ids in row order, so the relay
-        // publishes events in the order they were produced (P5).
-        for chunk in self.messages.chunks(INSERT_CHUNK) {
-            let rows: Vec<_> = chunk
+        if !self.messages.is_empty() {
+            let rows: Vec<_> = self
+                .messages
                 .iter()
                 .map(|(topic, key, payload, headers)| {
                     (
@@ -190,8 +187,8 @@ impl PendingWrites {
                     )
                 })
                 .collect();
-            diesel::insert_into(outbox::table)
-                .values(&rows)
+            diesel::copy_from(outbox::table)
+                .from_insertable(rows)
                 .execute(conn)?;
         }
         *self = PendingWrites::default();

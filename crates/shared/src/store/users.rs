@@ -16,6 +16,8 @@ use crate::scim::ScimError;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = users)]
+// Every column is written, `None` as NULL: what a binary COPY needs.
+#[diesel(treat_none_as_default_value = false)]
 pub struct UserRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
