@@ -156,11 +156,13 @@ async fn rejected_creates_in_a_batch_leave_nothing_and_spare_their_neighbours() 
 }
 
 /// The processor looks up a batch's creates together before applying it
-/// (`apply::Unheld`); a PATCH earlier in the same batch that takes a
-/// userName must still refuse a later create of it, and one that frees a
-/// userName must let a later create have it, without failing the batch
-/// (which would show as a retry). One partition, so the three operations
-/// reach the processor in the request's order.
+/// (`apply::Unheld`) and writes their rows when the batch ends: a PATCH
+/// earlier in the same batch that takes a userName must still refuse a
+/// later create of it, one that frees a userName must let a later create
+/// have it, and a PATCH after a create must see the created user, all
+/// without failing the batch (which would show as a retry). One
+/// partition, so the operations reach the processor in the request's
+/// order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rename_earlier_in_a_batch_decides_the_creates_after_it() {
     let processor_admin = crate::common::free_port();
@@ -195,6 +197,18 @@ async fn a_rename_earlier_in_a_batch_decides_the_creates_after_it() {
     let r = t.post("/Bulk", &request).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.bulk_statuses(), ["200", "409", "201"], "{}", r.body);
+    // The other way round: a create, then a rename to its userName. The
+    // create's row is written only when the batch ends unless something
+    // reads users first; the PATCH must see it.
+    let request = json!({"Operations": [
+        create("third@ren.example", "t@ren.example"),
+        {"method": "PATCH", "path": format!("/Users/{id}"),
+         "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                  "Operations": [{"op": "replace", "path": "userName", "value": "THIRD@ren.example"}]}},
+    ]});
+    let r = t.post("/Bulk", &request).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.bulk_statuses(), ["201", "409"], "{}", r.body);
     let processor = stack.metrics(processor_admin).await;
     assert!(
         processor.contains("scimflow_processor_batch_retries_total 0"),
@@ -202,6 +216,6 @@ async fn a_rename_earlier_in_a_batch_decides_the_creates_after_it() {
     );
     assert_eq!(
         stack.count("SELECT count(*) AS n FROM users WHERE deleted_at IS NULL"),
-        2
+        3
     );
 }
