@@ -165,15 +165,10 @@ async fn rejected_creates_in_a_batch_leave_nothing_and_spare_their_neighbours() 
 /// order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rename_earlier_in_a_batch_decides_the_creates_after_it() {
-    let processor_admin = crate::common::free_port();
-    let stack = Stack::new("bulk_rename")
+    let (stack, processor_admin) = Stack::new("bulk_rename")
         .with_env("SCIMFLOW_COMMAND_PARTITIONS", "1")
-        .with_env(
-            "SCIMFLOW_PROCESSOR_ADMIN_ADDR",
-            &format!("127.0.0.1:{processor_admin}"),
-        )
-        .started()
-        .await;
+        .with_admin_port("SCIMFLOW_PROCESSOR_ADMIN_ADDR");
+    let stack = stack.started().await;
     let t = stack.tenant("");
     let r = t
         .post(

@@ -126,6 +126,14 @@ impl Stack {
         self
     }
 
+    /// An admin listener (`setting`: `SCIMFLOW_ADMIN_ADDR` or
+    /// `SCIMFLOW_PROCESSOR_ADMIN_ADDR`) on a port of its own, for a test
+    /// that scrapes it (`metrics`).
+    pub fn with_admin_port(self, setting: &str) -> (Stack, u16) {
+        let port = free_port();
+        (self.with_env(setting, &format!("127.0.0.1:{port}")), port)
+    }
+
     /// Ingress and one processor, ready to serve.
     pub async fn start(test: &str) -> Stack {
         Stack::new(test).started().await

@@ -308,15 +308,9 @@ async fn sigterm_of_processor_and_ingress_during_writes_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_on_the_admin_listeners_with_sensible_values() {
-    let (ingress_admin, processor_admin) = (crate::common::free_port(), crate::common::free_port());
-    let stack = Stack::new("metrics")
-        .with_env("SCIMFLOW_ADMIN_ADDR", &format!("127.0.0.1:{ingress_admin}"))
-        .with_env(
-            "SCIMFLOW_PROCESSOR_ADMIN_ADDR",
-            &format!("127.0.0.1:{processor_admin}"),
-        )
-        .started()
-        .await;
+    let (stack, ingress_admin) = Stack::new("metrics").with_admin_port("SCIMFLOW_ADMIN_ADDR");
+    let (stack, processor_admin) = stack.with_admin_port("SCIMFLOW_PROCESSOR_ADMIN_ADDR");
+    let stack = stack.started().await;
     let t = stack.tenant("");
     for i in 0..5 {
         let email = format!("m{i}@x.example");
