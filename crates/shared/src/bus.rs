@@ -213,8 +213,22 @@ pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<()
     }
     // Partitions are fixed when a topic is created: say so when the
     // setting no longer describes the topic (the setting alone would
-    // mislead whoever reads it).
-    for (name, wanted) in topics.iter().filter(|(n, _)| existing.contains(n)) {
+    // mislead whoever reads it). Metadata calls block: off the runtime.
+    let existing: Vec<(String, i32)> = topics
+        .iter()
+        .filter(|(n, _)| existing.contains(n))
+        .cloned()
+        .collect();
+    let _ = tokio::task::spawn_blocking(move || warn_on_other_partition_counts(&admin, &existing))
+        .await;
+    Ok(())
+}
+
+fn warn_on_other_partition_counts(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[(String, i32)],
+) {
+    for (name, wanted) in topics {
         let Ok(metadata) = admin
             .inner()
             .fetch_metadata(Some(name), Duration::from_secs(5))
@@ -233,5 +247,4 @@ pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<()
             }
         }
     }
-    Ok(())
 }
