@@ -47,7 +47,8 @@ pub(super) fn create(
         users::find_by_email(conn, tenant_id, &email)?
     };
     ctx.unheld.borrow_mut().claim(tenant_id, &email, &user_name);
-    let row = match existing {
+    // The row, and whether it is new (inserted with the batch's others).
+    let (row, new) = match existing {
         Some(row) if row.deleted_at.is_none() && row.scim_managed => {
             return Err(ScimError::uniqueness(format!(
                 "a user with this primary work email already exists (id {}; rule I3)",
@@ -80,7 +81,7 @@ pub(super) fn create(
             };
             users::update(conn, &row)?;
             record_change(ctx, Some(&existing), &row, change)?;
-            row
+            (row, false)
         }
         None => {
             if !unheld {
@@ -103,12 +104,15 @@ pub(super) fn create(
                 updated_at: now,
                 deleted_at: None,
             };
-            ctx.pending.borrow_mut().new_user(row.clone());
             record_change(ctx, None, &row, "created")?;
-            row
+            (row, true)
         }
     };
-    resource_outcome(conn, ctx, &row, 201)
+    let outcome = resource_outcome(conn, ctx, &row, 201)?;
+    if new {
+        ctx.pending.borrow_mut().new_user(row);
+    }
+    Ok(outcome)
 }
 
 /// The email and userName a create would give its user, as `create`
