@@ -156,7 +156,7 @@ async fn rejected_creates_in_a_batch_leave_nothing_and_spare_their_neighbours() 
 }
 
 /// The processor looks up a batch's creates together before applying it
-/// (`apply::Unheld`) and writes their rows when the batch ends: a PATCH
+/// (`apply::BatchCreates`) and writes their rows when the batch ends: a PATCH
 /// earlier in the same batch that takes a userName must still refuse a
 /// later create of it, one that frees a userName must let a later create
 /// have it, and a PATCH after a create must see the created user, all

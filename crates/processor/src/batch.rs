@@ -27,7 +27,7 @@ use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::store::StoreError;
 use scimflow_shared::ScimError;
 
-use crate::apply::{apply, create_identity, ApplyError, Context, Unheld};
+use crate::apply::{apply, ApplyError, BatchCreates, Context};
 
 /// A command as it came off the topic.
 #[derive(Debug, Clone)]
@@ -85,12 +85,13 @@ pub fn run_batch(
             .collect();
         let keys: Vec<String> = batch.iter().filter_map(|m| m.key.clone()).collect();
         let mut held: HashMap<String, Hold> = holds(conn, &keys)?;
-        // First attempts only: a retry re-checks every create on its own.
-        let unheld = RefCell::new(if settings.attempt == 0 {
-            look_up_creates(conn, &decoded)?
-        } else {
-            Unheld::default()
-        });
+        // Identities are looked up on first attempts only: a retry checks
+        // every create on its own.
+        let creates = RefCell::new(BatchCreates::prepare(
+            conn,
+            &decoded,
+            settings.attempt == 0,
+        )?);
         let mut tenants: HashMap<Uuid, Option<TenantRow>> = HashMap::new();
         let mut out = Vec::with_capacity(batch.len());
 
@@ -189,12 +190,14 @@ pub fn run_batch(
                 envelope: &env,
                 topics: settings.topics,
                 pending: &pending,
-                unheld: &unheld,
+                creates: &creates,
             };
             if !matches!(env.command, Command::CreateUser { .. }) {
-                // It may read users: the batch's new ones go in first,
-                // outside its savepoint (a failure here fails the batch).
+                // It may read or rename users: the batch's new ones go in
+                // first, outside its savepoint (a failure here fails the
+                // batch), and nothing is known unheld any more.
                 pending.borrow_mut().flush_new_users(conn)?;
+                creates.borrow_mut().forget();
             }
             let mark = pending.borrow().mark();
             let run = |conn: &mut PgConnection| -> Result<Outcome, ApplyError> {
@@ -256,25 +259,6 @@ pub fn run_batch(
         pending.borrow_mut().flush(conn)?;
         Ok(out)
     })
-}
-
-/// The emails and userNames the batch's user creates carry, looked up in
-/// one query per tenant (`apply::Unheld`).
-fn look_up_creates(
-    conn: &mut PgConnection,
-    decoded: &[Result<CommandEnvelope, String>],
-) -> Result<Unheld, StoreError> {
-    let mut wanted: HashMap<Uuid, (Vec<String>, Vec<String>)> = HashMap::new();
-    for env in decoded.iter().flatten() {
-        if let Command::CreateUser { body, .. } = &env.command {
-            if let Some((email, user_name)) = create_identity(body) {
-                let (emails, names) = wanted.entry(env.tenant_id).or_default();
-                emails.push(email);
-                names.push(user_name);
-            }
-        }
-    }
-    Unheld::look_up(conn, wanted)
 }
 
 /// Commands whose `apply` can be rejected only before its first write:

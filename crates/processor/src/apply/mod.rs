@@ -4,12 +4,11 @@
 //! the exception); writes the effect,
 //! the history and the change event, and returns the outcome for the IdP.
 
+mod creates;
 mod groups;
-mod unheld;
 mod users;
 
-pub use unheld::Unheld;
-pub use users::create_identity;
+pub use creates::BatchCreates;
 
 use std::cell::RefCell;
 
@@ -54,21 +53,15 @@ pub struct Context<'a> {
     pub topics: &'a Topics,
     /// History and change events, written by the batch before it commits.
     pub pending: &'a RefCell<PendingWrites>,
-    /// What the batch's creates may skip looking up.
-    pub unheld: &'a RefCell<Unheld>,
+    /// The batch's user creates, prepared together.
+    pub creates: &'a RefCell<BatchCreates>,
 }
 
 pub fn apply(conn: &mut PgConnection, ctx: &Context<'_>) -> Result<Outcome, ApplyError> {
     match &ctx.envelope.command {
         Command::CreateUser { user_id, body } => users::create(conn, ctx, *user_id, body),
-        Command::ReplaceUser { user_id, body } => {
-            ctx.unheld.borrow_mut().forget();
-            users::replace(conn, ctx, *user_id, body)
-        }
-        Command::PatchUser { user_id, body } => {
-            ctx.unheld.borrow_mut().forget();
-            users::patch(conn, ctx, *user_id, body)
-        }
+        Command::ReplaceUser { user_id, body } => users::replace(conn, ctx, *user_id, body),
+        Command::PatchUser { user_id, body } => users::patch(conn, ctx, *user_id, body),
         Command::DeleteUser { user_id } => users::delete(conn, ctx, *user_id),
         Command::CreateGroup { group_id, body } => groups::create(conn, ctx, *group_id, body),
         Command::ReplaceGroup { group_id, body } => groups::replace(conn, ctx, *group_id, body),

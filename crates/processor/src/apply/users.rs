@@ -27,7 +27,11 @@ pub(super) fn create(
     body: &Value,
 ) -> Result<Outcome, ApplyError> {
     let tenant_id = ctx.tenant.id;
-    let input = normalize_user(body)?;
+    let prepared = ctx.creates.borrow_mut().take_input(ctx.envelope.command_id);
+    let input = match prepared {
+        Some(input) => input,
+        None => normalize_user(body)?,
+    };
     let email = identity_email(&input.attrs)?;
     let sent = match &input.roles {
         Some(v) => parse_role_values(v)?,
@@ -36,7 +40,7 @@ pub(super) fn create(
     let user_name = user_name_of(&input.attrs)?;
     let now = Utc::now();
     let unheld = ctx
-        .unheld
+        .creates
         .borrow()
         .both_unheld(tenant_id, &email, &user_name);
     let existing = if unheld {
@@ -46,7 +50,9 @@ pub(super) fn create(
         ctx.pending.borrow_mut().flush_new_users(conn)?;
         users::find_by_email(conn, tenant_id, &email)?
     };
-    ctx.unheld.borrow_mut().claim(tenant_id, &email, &user_name);
+    ctx.creates
+        .borrow_mut()
+        .claim(tenant_id, &email, &user_name);
     // The row, and whether it is new (inserted with the batch's others).
     let (row, new) = match existing {
         Some(row) if row.deleted_at.is_none() && row.scim_managed => {
@@ -113,15 +119,6 @@ pub(super) fn create(
         ctx.pending.borrow_mut().new_user(row);
     }
     Ok(outcome)
-}
-
-/// The email and userName a create would give its user, as `create`
-/// reads them; `None` if it will be rejected for either.
-pub fn create_identity(body: &Value) -> Option<(String, String)> {
-    let input = normalize_user(body).ok()?;
-    let email = identity_email(&input.attrs).ok()?;
-    let user_name = user_name_of(&input.attrs).ok()?;
-    Some((email, user_name))
 }
 
 pub(super) fn replace(
@@ -254,7 +251,7 @@ fn load_for_write(
     Ok(row)
 }
 
-fn user_name_of(attrs: &Map<String, Value>) -> Result<String, ScimError> {
+pub(super) fn user_name_of(attrs: &Map<String, Value>) -> Result<String, ScimError> {
     attrs
         .get("userName")
         .and_then(Value::as_str)

@@ -1,57 +1,93 @@
-//! The batch's user creates, looked up together: which of their emails and
-//! userNames no user held when the batch began.
+//! The batch's user creates, prepared together before any is applied:
+//! each body normalised once, and which of their emails and userNames no
+//! user held when the batch began.
 
 use std::collections::{HashMap, HashSet};
 
 use diesel::PgConnection;
 use uuid::Uuid;
 
+use scimflow_shared::command::{Command, CommandEnvelope};
+use scimflow_shared::rules::identity::identity_email;
+use scimflow_shared::scim::user::{normalize_user, UserInput};
 use scimflow_shared::store::users::held_identities;
 use scimflow_shared::store::StoreError;
 
-/// Emails and userNames that no user of their tenant held when the batch
-/// began: one query per tenant and batch instead of two per create.
+use super::users::user_name_of;
+
+/// The batch's user creates: normalised bodies by command id (taken by
+/// `users::create`), and the emails and userNames no user of their tenant
+/// held when the batch began, found with one query per tenant instead of
+/// two per create.
 ///
-/// Only ever a shortcut: a create whose email or userName is not known to
-/// be unheld looks both up as before. What the batch's commands write is
-/// struck off (`claim`); a PUT or PATCH of a user may change anyone's
-/// userName or email, so it ends the shortcut for the rest of the batch
-/// (`forget`); a delete only frees identities, which the lookups then
-/// find. Retries run without it (`batch.rs`), so a batch that failed on a
-/// uniqueness index (another processor won a race, or Rust's and
+/// The identities are only ever a shortcut: a create whose email or
+/// userName is not known to be unheld looks both up as before. What the
+/// batch's creates write is struck off (`claim`); any other command may
+/// read or rename users, so it ends the shortcut for the rest of the batch
+/// (`forget`, `batch.rs`). Retries run without it, so a batch that failed
+/// on a uniqueness index (another processor won a race, or Rust's and
 /// PostgreSQL's lowercase disagree on some userName) is re-run with each
 /// create's own lookups and gets its 409.
 #[derive(Debug, Default)]
-pub struct Unheld {
+pub struct BatchCreates {
+    inputs: HashMap<Uuid, UserInput>,
     emails: HashSet<(Uuid, String)>,
     user_names: HashSet<(Uuid, String)>,
     /// Lowercased: I4 compares userNames without case.
     claimed_names: HashSet<(Uuid, String)>,
 }
 
-impl Unheld {
-    /// `wanted`: per tenant, the emails and userNames its creates carry.
-    pub fn look_up(
+impl BatchCreates {
+    /// Normalise the batch's user creates and, if `look_up`, find which of
+    /// their identities are unheld. A body that does not normalise is left
+    /// for `users::create` to refuse.
+    pub fn prepare(
         conn: &mut PgConnection,
-        wanted: HashMap<Uuid, (Vec<String>, Vec<String>)>,
+        batch: &[Result<CommandEnvelope, String>],
+        look_up: bool,
     ) -> Result<Self, StoreError> {
-        let mut unheld = Unheld::default();
+        let mut creates = BatchCreates::default();
+        let mut wanted: HashMap<Uuid, (Vec<String>, Vec<String>)> = HashMap::new();
+        for env in batch.iter().flatten() {
+            let Command::CreateUser { body, .. } = &env.command else {
+                continue;
+            };
+            let Ok(input) = normalize_user(body) else {
+                continue;
+            };
+            if let (Ok(email), Ok(user_name)) =
+                (identity_email(&input.attrs), user_name_of(&input.attrs))
+            {
+                let (emails, names) = wanted.entry(env.tenant_id).or_default();
+                emails.push(email);
+                names.push(user_name);
+            }
+            creates.inputs.insert(env.command_id, input);
+        }
+        if !look_up {
+            return Ok(creates);
+        }
         for (tenant_id, (emails, user_names)) in wanted {
             let held = held_identities(conn, tenant_id, &emails, &user_names)?;
-            unheld.emails.extend(
+            creates.emails.extend(
                 emails
                     .into_iter()
                     .filter(|e| !held.emails.contains(e))
                     .map(|e| (tenant_id, e)),
             );
-            unheld.user_names.extend(
+            creates.user_names.extend(
                 user_names
                     .into_iter()
                     .filter(|n| !held.user_names.contains(n))
                     .map(|n| (tenant_id, n)),
             );
         }
-        Ok(unheld)
+        Ok(creates)
+    }
+
+    /// The normalised body of a create in this batch (once).
+    pub fn take_input(&mut self, command_id: Uuid) -> Option<UserInput> {
+        self.inputs.remove(&command_id)
     }
 
     /// Did no user hold `email` nor `user_name` when the batch began, and
@@ -75,7 +111,9 @@ impl Unheld {
 
     /// Nothing is known to be unheld any more.
     pub fn forget(&mut self) {
-        *self = Unheld::default();
+        self.emails.clear();
+        self.user_names.clear();
+        self.claimed_names.clear();
     }
 }
 
@@ -83,11 +121,11 @@ impl Unheld {
 mod tests {
     use super::*;
 
-    fn known(tenant: Uuid, emails: &[&str], names: &[&str]) -> Unheld {
-        Unheld {
+    fn known(tenant: Uuid, emails: &[&str], names: &[&str]) -> BatchCreates {
+        BatchCreates {
             emails: emails.iter().map(|e| (tenant, e.to_string())).collect(),
             user_names: names.iter().map(|n| (tenant, n.to_string())).collect(),
-            claimed_names: HashSet::new(),
+            ..BatchCreates::default()
         }
     }
 
