@@ -1,6 +1,6 @@
 //! Request-reply over Kafka: each ingress instance reads its own reply
 //! topic and hands each outcome to the request waiting for it, by command
-//! id. Pending requests live only in memory; a request whose reply does not
+//! id (a reply message holds a processor batch's outcomes: `ReplyBatch`). Pending requests live only in memory; a request whose reply does not
 //! come in time gets a 503, and its outcome stays in PostgreSQL.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use scimflow_shared::bus;
-use scimflow_shared::command::Outcome;
+use scimflow_shared::command::{Outcome, ReplyBatch};
 
 #[derive(Default)]
 pub struct ReplyRouter {
@@ -77,8 +77,8 @@ impl ReplyRouter {
                 match msg {
                     Ok(m) => {
                         let Some(payload) = m.payload() else { continue };
-                        match serde_json::from_slice::<Outcome>(payload) {
-                            Ok(outcome) => r.deliver(outcome),
+                        match ReplyBatch::decode(payload) {
+                            Ok(outcomes) => outcomes.into_iter().for_each(|o| r.deliver(o)),
                             Err(e) => tracing::warn!(error = %e, "undecodable reply"),
                         }
                     }

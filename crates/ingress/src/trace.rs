@@ -2,8 +2,7 @@
 //! method and route, and, once authenticated, its tenant id. The request id
 //! is the IdP's own (`X-Request-Id`, Entra's `client-request-id`, Okta's
 //! `X-Okta-Request-Id`) or one minted here; it is echoed as `X-Request-Id`,
-//! travels in the command's `scimflow-request-id` header and envelope to
-//! the processor (whose `command` span carries it), and ends up in the
+//! travels in the command's envelope to the processor (whose `command` span carries it), and ends up in the
 //! user's history and change event. Never the token, never the body.
 
 use std::time::Instant;

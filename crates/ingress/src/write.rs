@@ -229,23 +229,15 @@ async fn publish(
     let tenant_id = envelope.tenant_id;
     let payload = serde_json::to_vec(envelope).map_err(|e| ScimError::internal(e.to_string()))?;
     let key = envelope.partition_key();
-    let reply_topic = app.topics.replies(&app.config.instance_id);
-    let command_id_s = command_id.to_string();
-    let tenant_s = tenant_id.to_string();
-    let mut pairs = vec![
-        (headers::COMMAND_ID, command_id_s.as_str()),
-        (headers::TENANT_ID, &tenant_s),
-        (headers::REQUEST_ID, &envelope.request_id),
-    ];
-    if wants_reply {
-        pairs.push((headers::REPLY_TO, &reply_topic));
-    }
-    let hdrs = bus::make_headers(&pairs);
     let topic = app.topics.commands();
-    let record = FutureRecord::to(&topic)
-        .key(&key)
-        .payload(&payload)
-        .headers(hdrs);
+    let mut record = FutureRecord::to(&topic).key(&key).payload(&payload);
+    // The envelope carries the command id, tenant and request id; a header
+    // only for what the processor must read without decoding it (each
+    // header is a row the broker writes: tansu stores them one by one).
+    if wants_reply {
+        let reply_topic = app.topics.replies(&app.config.instance_id);
+        record = record.headers(bus::make_headers(&[(headers::REPLY_TO, &reply_topic)]));
+    }
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     if let Err((e, _)) = app.producer.send(record, remaining).await {
         tracing::warn!(error = %e, %command_id, "publishing a command failed");

@@ -1,6 +1,7 @@
 //! The consume → apply → reply → commit loop.
 
-use std::collections::{BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use scimflow_shared::bus::{self, headers, Topics};
-use scimflow_shared::command::Outcome;
+use scimflow_shared::command::{Outcome, ReplyBatch};
 use scimflow_shared::config::Config;
 use scimflow_shared::store::{self, PgPool};
 use scimflow_shared::ScimError;
@@ -475,35 +476,50 @@ async fn apply_with_retries(
     result
 }
 
+/// One reply message per reply topic for the whole batch (`ReplyBatch`),
+/// outcomes in command order.
 fn send_replies(
     producer: &FutureProducer,
     reply_to: &[Option<String>],
     dispositions: &[Disposition],
 ) {
+    let mut by_topic: BTreeMap<&str, Vec<Cow<'_, Outcome>>> = BTreeMap::new();
     for (topic, disposition) in reply_to.iter().zip(dispositions) {
         let Some(topic) = topic else { continue };
         let outcome = match disposition {
-            Disposition::Answered(o) => o.clone(),
+            Disposition::Answered(o) => Cow::Borrowed(o),
             Disposition::DeadLettered {
                 command_id: Some(id),
                 dead_letter_id,
-            } => Outcome::from_error(
+            } => Cow::Owned(Outcome::from_error(
                 *id,
                 &ScimError::internal(format!(
                     "the request could not be applied and is held for an operator (dead letter {dead_letter_id})"
                 )),
-            ),
+            )),
             Disposition::DeadLettered { command_id: None, .. } => continue,
         };
-        let Ok(payload) = serde_json::to_vec(&outcome) else {
-            continue;
-        };
-        let key = outcome.command_id.to_string();
-        let record = FutureRecord::to(topic).key(&key).payload(&payload);
-        // A lost reply costs the IdP a 503 and a retry, never data: the
-        // outcome is already committed.
-        if let Err((e, _)) = producer.send_result(record) {
-            tracing::warn!(error = %e, "could not enqueue a reply");
+        by_topic.entry(topic).or_default().push(outcome);
+    }
+    for (topic, outcomes) in by_topic {
+        let messages =
+            match ReplyBatch::encode(outcomes.iter().map(|o| &**o), ReplyBatch::MAX_BYTES) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not encode replies");
+                    continue;
+                }
+            };
+        for payload in messages {
+            // A reply topic has one partition, which its ingress reads.
+            let record = FutureRecord::<(), _>::to(topic)
+                .partition(0)
+                .payload(&payload);
+            // A lost reply costs the IdP a 503 and a retry, never data: the
+            // outcomes are already committed.
+            if let Err((e, _)) = producer.send_result(record) {
+                tracing::warn!(error = %e, "could not enqueue a reply");
+            }
         }
     }
 }

@@ -51,12 +51,12 @@ impl Topics {
     }
 }
 
-/// Header names. Values are UTF-8 strings.
+/// Header names. Values are UTF-8 strings. What a message's payload
+/// already says (a command's id, tenant and request id are in its
+/// `CommandEnvelope`) is not repeated in a header.
 pub mod headers {
-    pub const COMMAND_ID: &str = "scimflow-command-id";
+    /// On a command that wants an answer: the ingress's reply topic.
     pub const REPLY_TO: &str = "scimflow-reply-to";
-    pub const TENANT_ID: &str = "scimflow-tenant-id";
-    pub const REQUEST_ID: &str = "scimflow-request-id";
     /// On every message the outbox relay publishes: the outbox row's id, so
     /// a relay taking over can tell what its predecessor already published.
     pub const OUTBOX_ID: &str = "scimflow-outbox-id";

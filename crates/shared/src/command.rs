@@ -132,3 +132,107 @@ impl Outcome {
         }
     }
 }
+
+/// A reply-topic message: the outcomes of one processor batch for one
+/// ingress instance, in command order. One message per batch rather than
+/// per command, because a broker's cost is per message (tansu writes and
+/// reads each message, and each header, with its own SQL statements).
+#[derive(Debug, Deserialize)]
+pub struct ReplyBatch {
+    pub outcomes: Vec<Outcome>,
+}
+
+impl ReplyBatch {
+    /// The largest message `encode` builds, well under a broker's default
+    /// 1 MB limit; a batch of larger outcomes goes out as several messages.
+    pub const MAX_BYTES: usize = 512 * 1024;
+
+    /// Encode `outcomes` as `{"outcomes":[...]}` messages of at most
+    /// `max_bytes` each (or one outcome, if that alone is larger).
+    pub fn encode<'a>(
+        outcomes: impl IntoIterator<Item = &'a Outcome>,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, serde_json::Error> {
+        const OPEN: &[u8] = br#"{"outcomes":["#;
+        const CLOSE: &[u8] = b"]}";
+        let mut messages = Vec::new();
+        let mut current = Vec::new();
+        for outcome in outcomes {
+            let one = serde_json::to_vec(outcome)?;
+            let full = current.len() + 1 + one.len() + CLOSE.len() > max_bytes;
+            if !current.is_empty() && full {
+                current.extend_from_slice(CLOSE);
+                messages.push(std::mem::take(&mut current));
+            }
+            if current.is_empty() {
+                current.extend_from_slice(OPEN);
+            } else {
+                current.push(b',');
+            }
+            current.extend_from_slice(&one);
+        }
+        if !current.is_empty() {
+            current.extend_from_slice(CLOSE);
+            messages.push(current);
+        }
+        Ok(messages)
+    }
+
+    /// Decode a reply message: a batch, or the single outcome an older
+    /// processor sends, so a rolling upgrade loses no answers.
+    pub fn decode(payload: &[u8]) -> Result<Vec<Outcome>, serde_json::Error> {
+        match serde_json::from_slice::<ReplyBatch>(payload) {
+            Ok(batch) => Ok(batch.outcomes),
+            Err(e) => serde_json::from_slice::<Outcome>(payload)
+                .map(|o| vec![o])
+                .map_err(|_| e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn outcome(n: u128, body_len: usize) -> Outcome {
+        Outcome {
+            command_id: Uuid::from_u128(n),
+            status: 201,
+            body: Some(json!({"id": n.to_string(), "pad": "x".repeat(body_len)})),
+            etag: Some(format!("W/\"{n}\"")),
+            location: Some(format!("http://h/Users/{n}")),
+        }
+    }
+
+    #[test]
+    fn reply_batches_split_by_size_and_keep_every_outcome_in_order() {
+        // (outcomes, body bytes each, max bytes, messages expected)
+        let cases: &[(u128, usize, usize, usize)] = &[
+            (0, 10, 1024, 0),
+            (1, 10, 1024, 1),
+            (3, 10, 1024, 1),
+            (10, 200, 1024, 5), // about 340 bytes each: two fit in 1,024
+            (2, 5000, 1024, 2), // each alone is over the limit: one per message
+        ];
+        for &(n, body_len, max, expected) in cases {
+            let outcomes: Vec<Outcome> = (0..n).map(|i| outcome(i, body_len)).collect();
+            let messages = ReplyBatch::encode(&outcomes, max).expect("encodes");
+            assert_eq!(messages.len(), expected, "{n} outcomes of {body_len} bytes");
+            let mut decoded = Vec::new();
+            for m in &messages {
+                assert!(m.len() <= max || ReplyBatch::decode(m).ok().map(|v| v.len()) == Some(1));
+                decoded.extend(ReplyBatch::decode(m).expect("decodes"));
+            }
+            assert_eq!(decoded, outcomes);
+        }
+    }
+
+    #[test]
+    fn a_single_outcome_message_still_decodes() {
+        let one = outcome(7, 3);
+        let payload = serde_json::to_vec(&one).expect("encodes");
+        assert_eq!(ReplyBatch::decode(&payload).expect("decodes"), vec![one]);
+        assert!(ReplyBatch::decode(b"{\"nothing\":1}").is_err());
+    }
+}
