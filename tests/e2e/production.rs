@@ -409,6 +409,7 @@ async fn a_noisy_tenants_backlog_does_not_hold_another_tenants_write() {
             accepted_at: chrono::Utc::now(),
             base_url: format!("http://127.0.0.1/scim/v2/{tenant}"),
             if_match: None,
+            reply: Default::default(),
             command: Cmd::CreateUser {
                 user_id,
                 body: json!({

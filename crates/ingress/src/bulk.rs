@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use scimflow_shared::command::{Command, Outcome};
+use scimflow_shared::command::{Command, Outcome, ReplyShape};
 use scimflow_shared::scim::bulk::{
     parse_bulk_request, references, substitute, Method, Operation, BULK_RESPONSE_SCHEMA,
 };
@@ -31,9 +31,11 @@ use crate::write::{accept, command, execute, parse_body, prefers_async, request_
 use crate::{AppState, IngressError};
 
 /// The command for one operation, validated as a single request would be.
-fn op_command(op: &Operation) -> Result<Command, IngressError> {
+/// The body moves into the command: an operation is published once.
+fn op_command(op: &mut Operation) -> Result<Command, IngressError> {
+    let data = op.data.take();
     command(op.kind, op.method, op.target.as_deref(), || {
-        Ok(op.data.clone().unwrap_or(Value::Null))
+        Ok(data.unwrap_or(Value::Null))
     })
 }
 
@@ -44,6 +46,17 @@ fn operation_error(e: IngressError) -> ScimError {
         IngressError::Scim(s) => s,
         other => ScimError::unavailable(other.to_string()),
     }
+}
+
+/// The id of the resource an operation wrote: the last segment of its
+/// `location` (the reply leaves the resource itself out), which for a POST
+/// may name an existing user (linking, I3) rather than the minted id.
+fn resource_id(outcome: &Outcome) -> Option<&str> {
+    outcome
+        .location
+        .as_deref()
+        .and_then(|l| l.rsplit('/').next())
+        .filter(|id| !id.is_empty())
 }
 
 /// One entry of the BulkResponse.
@@ -111,10 +124,10 @@ pub async fn bulk(
     let all_independent = pending.iter().all(|(_, op)| references(op).is_empty());
     if prefers_async(&headers) && request.fail_on_errors.is_none() && all_independent {
         let tenant_id = tenant.0.id;
-        let wave = pending.into_iter().map(|(i, op)| {
+        let wave = pending.into_iter().map(|(i, mut op)| {
             let (app, request_id) = (app.clone(), request_id.clone());
             async move {
-                let accepted = match op_command(&op) {
+                let accepted = match op_command(&mut op) {
                     Ok(cmd) => accept(&app, tenant_id, request_id, op.version.clone(), cmd).await,
                     Err(e) => Err(e),
                 };
@@ -219,8 +232,12 @@ pub async fn bulk(
                     .target
                     .as_ref()
                     .map(|t| format!("{base}/{}/{t}", op.kind.endpoint()));
-                let outcome = match op_command(&op) {
-                    Ok(cmd) => execute(&app, tenant_id, request_id, op.version.clone(), cmd).await,
+                let outcome = match op_command(&mut op) {
+                    Ok(cmd) => {
+                        let version = op.version.clone();
+                        let shape = ReplyShape::WithoutResource;
+                        execute(&app, tenant_id, request_id, version, cmd, shape).await
+                    }
                     Err(e) => Err(e),
                 };
                 (i, op, location, outcome)
@@ -230,13 +247,7 @@ pub async fn bulk(
             let outcome = outcome.map_err(operation_error);
             let ok = outcome.as_ref().is_ok_and(|o| o.status < 400);
             if let (Some(b), Method::Post) = (&op.bulk_id, op.method) {
-                match outcome
-                    .as_ref()
-                    .ok()
-                    .filter(|_| ok)
-                    .and_then(|o| o.body.as_ref())
-                    .and_then(|b| b["id"].as_str())
-                {
+                match outcome.as_ref().ok().filter(|_| ok).and_then(resource_id) {
                     Some(id) => {
                         resolved.insert(b.clone(), id.to_string());
                     }

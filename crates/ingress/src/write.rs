@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use scimflow_shared::bus::{self, headers};
-use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ENVELOPE_VERSION};
+use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ReplyShape, ENVELOPE_VERSION};
 use scimflow_shared::scim::bulk::{Method, ResourceKind};
 use scimflow_shared::scim::group::{normalize_group, plan_group_patch};
 use scimflow_shared::scim::patch::parse_patch_request;
@@ -140,7 +140,15 @@ pub async fn submit(
         let command_id = accept(app, tenant_id, request_id, if_match, command).await?;
         return Ok(crate::status::accepted(app, tenant_id, command_id));
     }
-    let outcome = execute(app, tenant_id, request_id, if_match, command).await?;
+    let outcome = execute(
+        app,
+        tenant_id,
+        request_id,
+        if_match,
+        command,
+        ReplyShape::Whole,
+    )
+    .await?;
     Ok(from_outcome(&outcome))
 }
 
@@ -164,9 +172,11 @@ pub async fn execute(
     request_id: String,
     if_match: Option<String>,
     command: Command,
+    reply: ReplyShape,
 ) -> Result<Outcome, IngressError> {
     let deadline = tokio::time::Instant::now() + app.config.reply_deadline;
-    let envelope = envelope(app, tenant_id, request_id, if_match, command);
+    let mut envelope = envelope(app, tenant_id, request_id, if_match, command);
+    envelope.reply = reply;
     let command_id = envelope.command_id;
     // Registered before publishing: the reply can beat the produce ack.
     let mut pending = app.replies.register(command_id);
@@ -213,6 +223,7 @@ fn envelope(
         accepted_at: Utc::now(),
         base_url: app.config.scim_base_url(tenant_id),
         if_match,
+        reply: ReplyShape::Whole,
         command,
     }
 }

@@ -130,7 +130,7 @@ pub fn run_batch(
                 None => false,
             };
             if let Some(outcome) = done.get(&env.command_id) {
-                out.push(Disposition::Answered(outcome.clone()));
+                out.push(Disposition::Answered(outcome.clone().shaped(env.reply)));
                 continue;
             }
             // P2: nothing for a resource overtakes its dead letter.
@@ -224,8 +224,10 @@ pub fn run_batch(
             match applied {
                 Ok(outcome) => {
                     tracing::debug!(status = outcome.status, "command applied");
-                    done.insert(env.command_id, outcome.clone());
-                    out.push(Disposition::Answered(outcome));
+                    // Stored whole above; the reply only as asked for.
+                    let reply = outcome.shaped(env.reply);
+                    done.insert(env.command_id, reply.clone());
+                    out.push(Disposition::Answered(reply));
                 }
                 Err(ApplyError::Rejected(err)) => {
                     let outcome = Outcome::from_error(env.command_id, &err);

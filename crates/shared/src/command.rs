@@ -28,7 +28,30 @@ pub struct CommandEnvelope {
     /// `If-Match`, checked against the version the processor sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_match: Option<String>,
+    /// How much of the outcome the ingress wants back; the stored outcome
+    /// (P3) is always whole.
+    #[serde(default, skip_serializing_if = "ReplyShape::is_whole")]
+    pub reply: ReplyShape,
     pub command: Command,
+}
+
+/// How much of a successful outcome the ingress needs in its reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyShape {
+    /// Everything: a single request is answered with the resource.
+    #[default]
+    Whole,
+    /// Status, version and location: a /Bulk operation's entry carries no
+    /// resource when it succeeds (RFC 7644 §3.7.3), so the reply need not
+    /// either (a 1,000-user request would carry 1,000 resources twice).
+    WithoutResource,
+}
+
+impl ReplyShape {
+    pub fn is_whole(&self) -> bool {
+        *self == ReplyShape::Whole
+    }
 }
 
 /// One SCIM write. Bodies are kept as sent (after the ingress validated
@@ -122,6 +145,15 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The reply for a command that asked for `shape`: an error keeps its
+    /// body (the SCIM error), a success may leave the resource out.
+    pub fn shaped(self, shape: ReplyShape) -> Outcome {
+        match shape {
+            ReplyShape::WithoutResource if self.status < 400 => Outcome { body: None, ..self },
+            _ => self,
+        }
+    }
+
     pub fn from_error(command_id: Uuid, err: &ScimError) -> Self {
         Outcome {
             command_id,
@@ -226,6 +258,39 @@ mod tests {
             }
             assert_eq!(decoded, outcomes);
         }
+    }
+
+    #[test]
+    fn a_reply_without_the_resource_keeps_errors_whole() {
+        let ok = outcome(1, 3);
+        let err = Outcome::from_error(Uuid::from_u128(2), &ScimError::not_found("gone"));
+        let cases = [
+            (ok.clone(), ReplyShape::Whole, true),
+            (ok.clone(), ReplyShape::WithoutResource, false),
+            (err.clone(), ReplyShape::Whole, true),
+            (err.clone(), ReplyShape::WithoutResource, true),
+        ];
+        for (o, shape, has_body) in cases {
+            let shaped = o.clone().shaped(shape);
+            assert_eq!(shaped.body.is_some(), has_body, "{} {shape:?}", o.status);
+            assert_eq!(
+                (shaped.status, &shaped.etag, &shaped.location),
+                (o.status, &o.etag, &o.location)
+            );
+        }
+    }
+
+    #[test]
+    fn an_envelope_without_a_reply_shape_wants_the_whole_outcome() {
+        let env = serde_json::json!({
+            "v": 1, "command_id": Uuid::from_u128(1), "tenant_id": Uuid::from_u128(2),
+            "request_id": "r", "accepted_at": "2026-11-29T00:00:00Z", "base_url": "http://h",
+            "command": {"type": "delete_user", "user_id": Uuid::from_u128(3)}
+        });
+        let decoded: CommandEnvelope = serde_json::from_value(env).expect("decodes");
+        assert_eq!(decoded.reply, ReplyShape::Whole);
+        let encoded = serde_json::to_value(&decoded).expect("encodes");
+        assert!(encoded.get("reply").is_none(), "the default is not written");
     }
 
     #[test]
