@@ -3,11 +3,14 @@
 //!
 //! One relay publishes at a time across all processors (a PostgreSQL
 //! session advisory lock), which keeps per-key order. Publishing a batch
-//! is: record the attempt (committed), publish and await every ack, mark
-//! published. Each message carries its outbox row id in a header.
+//! is: record the attempt (the batch's id range, committed), publish and
+//! await every ack, delete the rows. Each message carries its outbox row
+//! id in a header.
 //!
-//! A relay that dies between publishing and marking leaves rows attempted
-//! but not marked, some of them possibly on their topics. The next relay
+//! A relay that dies between publishing and deleting leaves rows of the
+//! attempted range in the outbox, some of them possibly on their topics
+//! (a row that committed late with an id in the range is among them and
+//! is simply not found there). The next relay
 //! to take the lock reads the tails of those topics and marks what it
 //! finds instead of publishing it again; for rows it does not find it
 //! waits until the dead relay's producer would have given up on them
@@ -28,7 +31,8 @@ use tokio::sync::watch;
 
 use scimflow_shared::bus;
 use scimflow_shared::store::commands::{
-    mark_attempted, mark_published, try_relay_lock, unpublished, OutboxRow,
+    delete_published, last_attempt, record_attempt, try_relay_lock, unpublished,
+    unpublished_between, OutboxRow,
 };
 use scimflow_shared::store::StoreError;
 
@@ -118,10 +122,10 @@ async fn lead(
             continue;
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let attempted = ids.clone();
-        on(&mut conn, move |c| Ok(mark_attempted(c, &attempted)?)).await?;
+        let (first, last) = (rows[0].id, rows[rows.len() - 1].id); // in id order
+        on(&mut conn, move |c| Ok(record_attempt(c, first, last)?)).await?;
         publish(producer, &rows).await?;
-        on(&mut conn, move |c| Ok(mark_published(c, &ids)?)).await?;
+        on(&mut conn, move |c| Ok(delete_published(c, &ids)?)).await?;
     }
 }
 
@@ -157,17 +161,19 @@ async fn publish(producer: &FutureProducer, rows: &[OutboxRow]) -> Result<(), Re
     Ok(())
 }
 
-/// Mark the rows a previous relay attempted that are on their topics
+/// Delete the rows a previous relay attempted that are on their topics
 /// already; wait for the ones that may still land.
 fn recover(conn: &mut PgConnection, brokers: &str) -> Result<(), RelayError> {
-    let rows = unpublished(conn, BATCH)?;
-    let in_flight: Vec<&OutboxRow> = rows.iter().filter(|r| r.attempted_at.is_some()).collect();
-    let Some(last_attempt) = in_flight.iter().filter_map(|r| r.attempted_at).max() else {
+    let Some(attempt) = last_attempt(conn)? else {
         return Ok(());
     };
+    let in_flight = unpublished_between(conn, attempt.first_id, attempt.last_id)?;
+    if in_flight.is_empty() {
+        return Ok(());
+    }
     let wanted: HashSet<i64> = in_flight.iter().map(|r| r.id).collect();
     let topics: BTreeSet<&str> = in_flight.iter().map(|r| r.topic.as_str()).collect();
-    let horizon = last_attempt + in_flight_horizon();
+    let horizon = attempt.attempted_at + in_flight_horizon();
     loop {
         let found = scan_tails(brokers, &topics, &wanted)?;
         let settled = found.len() == wanted.len() || Utc::now() > horizon;
@@ -177,7 +183,7 @@ fn recover(conn: &mut PgConnection, brokers: &str) -> Result<(), RelayError> {
                 already_published = found.len(),
                 "outbox relay took over; rows found on their topics are not published again"
             );
-            mark_published(conn, &found.into_iter().collect::<Vec<_>>())?;
+            delete_published(conn, &found.into_iter().collect::<Vec<_>>())?;
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(500));

@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::schema::{dead_letters, outbox, processed_commands, user_history, users};
+use super::schema::{
+    dead_letters, outbox, outbox_attempt, processed_commands, user_history, users,
+};
 use super::users::UserRow;
 use super::StoreError;
 use crate::command::Outcome;
@@ -310,7 +312,6 @@ pub struct OutboxRow {
     pub message_key: String,
     pub payload: Vec<u8>,
     pub headers: Value,
-    pub attempted_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Try to become the one outbox relay: a session advisory lock, held for
@@ -326,37 +327,78 @@ pub fn try_relay_lock(conn: &mut PgConnection) -> Result<bool, StoreError> {
     Ok(row.locked)
 }
 
-/// The oldest unpublished messages, locked so that a concurrent relay
-/// skips them.
+/// The oldest messages waiting to be published (every outbox row is: a
+/// published one is deleted).
 pub fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(outbox::table
-        .filter(outbox::published_at.is_null())
         .order(outbox::id)
         .limit(limit)
         .select(OutboxRow::as_select())
         .load(conn)?)
 }
 
-/// Record that publishing these rows starts now (committed before the
-/// first byte goes to the broker).
-pub fn mark_attempted(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
-    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-        .set(outbox::attempted_at.eq(Some(chrono::Utc::now())))
+/// The rows of `first_id..=last_id` still in the outbox.
+pub fn unpublished_between(
+    conn: &mut PgConnection,
+    first_id: i64,
+    last_id: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::id.between(first_id, last_id))
+        .order(outbox::id)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
+/// What the relay started publishing last, and when.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbox_attempt)]
+pub struct OutboxAttempt {
+    pub first_id: i64,
+    pub last_id: i64,
+    pub attempted_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Record that publishing the rows `first_id..=last_id` starts now
+/// (committed before the first message goes to the broker).
+pub fn record_attempt(
+    conn: &mut PgConnection,
+    first_id: i64,
+    last_id: i64,
+) -> Result<(), StoreError> {
+    let now = chrono::Utc::now();
+    diesel::insert_into(outbox_attempt::table)
+        .values((
+            outbox_attempt::singleton.eq(true),
+            outbox_attempt::first_id.eq(first_id),
+            outbox_attempt::last_id.eq(last_id),
+            outbox_attempt::attempted_at.eq(now),
+        ))
+        .on_conflict(outbox_attempt::singleton)
+        .do_update()
+        .set((
+            outbox_attempt::first_id.eq(first_id),
+            outbox_attempt::last_id.eq(last_id),
+            outbox_attempt::attempted_at.eq(now),
+        ))
         .execute(conn)?;
     Ok(())
 }
 
-pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
-    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-        .set(outbox::published_at.eq(Some(chrono::Utc::now())))
-        .execute(conn)?;
+pub fn last_attempt(conn: &mut PgConnection) -> Result<Option<OutboxAttempt>, StoreError> {
+    Ok(outbox_attempt::table
+        .select(OutboxAttempt::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Published: the rows go.
+pub fn delete_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
+    diesel::delete(outbox::table.filter(outbox::id.eq_any(ids))).execute(conn)?;
     Ok(())
 }
 
 /// How many outbox rows wait to be published.
 pub fn outbox_backlog(conn: &mut PgConnection) -> Result<i64, StoreError> {
-    Ok(outbox::table
-        .filter(outbox::published_at.is_null())
-        .count()
-        .get_result(conn)?)
+    Ok(outbox::table.count().get_result(conn)?)
 }

@@ -95,8 +95,15 @@ diesel::table! {
         payload -> Bytea,
         headers -> Jsonb,
         created_at -> Timestamptz,
-        published_at -> Nullable<Timestamptz>,
-        attempted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox_attempt (singleton) {
+        singleton -> Bool,
+        first_id -> BigInt,
+        last_id -> BigInt,
+        attempted_at -> Timestamptz,
     }
 }
 
@@ -130,6 +137,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_history,
     dead_letters,
     outbox,
+    outbox_attempt,
     groups,
     group_members,
     dead_letter_actions,
