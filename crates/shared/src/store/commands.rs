@@ -433,7 +433,8 @@ mod tests {
 
     #[test]
     fn published_ids_are_deleted_as_runs_of_consecutive_ids() {
-        let cases: &[(&[i64], &[(i64, i64)])] = &[
+        type Case = (&'static [i64], &'static [(i64, i64)]);
+        let cases: &[Case] = &[
             (&[], &[]),
             (&[7], &[(7, 7)]),
             (&[1, 2, 3, 4], &[(1, 4)]),
