@@ -213,3 +213,41 @@ async fn a_rename_earlier_in_a_batch_decides_the_creates_after_it() {
         3
     );
 }
+
+/// A /Bulk wave's commands share a message only when their keys land in
+/// one partition (`bus::partition_for`), produced to that partition. That
+/// must be the partition the producer puts each key in when it decides
+/// (single requests, replays), or one user's commands could sit in two
+/// partitions and be applied out of order (P2).
+#[tokio::test]
+async fn the_bulk_partitioner_agrees_with_the_producer() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use scimflow_shared::bus;
+
+    let stack = Stack::new("bulk_partitioner");
+    let topic = format!("{}.partitioner-check", stack.prefix());
+    let partitions = 8;
+    bus::ensure_topics(&stack.kafka, &[(topic.clone(), partitions)])
+        .await
+        .expect("create the topic");
+    let producer: FutureProducer = bus::producer_config(&stack.kafka)
+        .create()
+        .expect("a producer");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let key = format!("{}/{}", uuid::Uuid::new_v4(), uuid::Uuid::now_v7());
+        let record = FutureRecord::to(&topic).key(&key).payload("x");
+        let partition = producer
+            .send(record, std::time::Duration::from_secs(60))
+            .await
+            .expect("produce")
+            .partition;
+        assert_eq!(partition, bus::partition_for(&key, partitions), "{key}");
+        seen.insert(partition);
+    }
+    assert_eq!(
+        seen.len(),
+        partitions as usize,
+        "200 keys reach every partition"
+    );
+}

@@ -1,7 +1,8 @@
-//! POST /Bulk (RFC 7644 §3.7). Operations run through the same write path
-//! as single requests, many at once: every operation whose `bulkId`
-//! references are resolved is published together (the producer batches
-//! them), then the next wave, whose references the first wave created.
+//! POST /Bulk (RFC 7644 §3.7). Operations are validated as single requests
+//! are, and run many at once: every operation whose `bulkId` references
+//! are resolved is published together (`write::execute_all`: one message
+//! per partition for the wave's commands), then the next wave, whose
+//! references the first wave created.
 //! `failOnErrors` is checked between waves.
 //!
 //! With `Prefer: respond-async`, a request without `bulkId` references and
@@ -27,7 +28,7 @@ use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
 use crate::response::scim_json;
-use crate::write::{accept, command, execute, parse_body, prefers_async, request_id};
+use crate::write::{accept, command, execute_all, parse_body, prefers_async, request_id};
 use crate::{AppState, IngressError};
 
 /// The command for one operation, validated as a single request would be.
@@ -223,27 +224,36 @@ pub async fn bulk(
             }
             break;
         }
-        let wave = ready.into_iter().map(|(i, mut op)| {
+        // Validated one by one; the valid ones published and awaited together.
+        let mut wave = Vec::with_capacity(ready.len());
+        let mut commands = Vec::with_capacity(ready.len());
+        for (i, mut op) in ready {
             substitute(&mut op, &resolved);
-            let (app, request_id, base) = (app.clone(), request_id.clone(), base.clone());
-            let tenant_id = tenant.0.id;
-            async move {
-                let location = op
-                    .target
-                    .as_ref()
-                    .map(|t| format!("{base}/{}/{t}", op.kind.endpoint()));
-                let outcome = match op_command(&mut op) {
-                    Ok(cmd) => {
-                        let version = op.version.clone();
-                        let shape = ReplyShape::WithoutResource;
-                        execute(&app, tenant_id, request_id, version, cmd, shape).await
-                    }
-                    Err(e) => Err(e),
-                };
-                (i, op, location, outcome)
-            }
+            let location = op
+                .target
+                .as_ref()
+                .map(|t| format!("{base}/{}/{t}", op.kind.endpoint()));
+            let command = op_command(&mut op).map(|cmd| commands.push((op.version.clone(), cmd)));
+            wave.push((i, op, location, command));
+        }
+        let mut outcomes = execute_all(
+            &app,
+            tenant.0.id,
+            &request_id,
+            commands,
+            ReplyShape::WithoutResource,
+        )
+        .await
+        .into_iter();
+        let wave = wave.into_iter().map(|(i, op, location, command)| {
+            let outcome = command.and_then(|()| {
+                outcomes.next().unwrap_or(Err(IngressError::Unavailable(
+                    "no outcome for the operation",
+                )))
+            });
+            (i, op, location, outcome)
         });
-        for (i, op, location, outcome) in futures::future::join_all(wave).await {
+        for (i, op, location, outcome) in wave {
             let outcome = outcome.map_err(operation_error);
             let ok = outcome.as_ref().is_ok_and(|o| o.status < 400);
             if let (Some(b), Method::Post) = (&op.bulk_id, op.method) {

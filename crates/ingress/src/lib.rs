@@ -50,6 +50,10 @@ pub struct AppState {
     pub tenants: Arc<tenant_cache::TenantCache>,
     /// One permit per pooled connection (see `blocking`).
     pub db_slots: Arc<tokio::sync::Semaphore>,
+    /// The command topic's partitions, read at startup: a /Bulk wave's
+    /// commands are grouped by the partition their keys land in
+    /// (`write::execute_all`).
+    pub command_partitions: i32,
     pub config: Arc<Config>,
 }
 
@@ -135,6 +139,30 @@ async fn ready(
     Ok("ready")
 }
 
+/// How many partitions the command topic has (the broker's word, not the
+/// setting, which applies only when the topic is created).
+async fn command_partitions(producer: &FutureProducer, topic: &str) -> anyhow::Result<i32> {
+    bus::retry_at_startup("reading the command topic's partitions", || {
+        let (producer, topic) = (producer.clone(), topic.to_string());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                use rdkafka::producer::Producer;
+                let metadata = producer
+                    .client()
+                    .fetch_metadata(Some(&topic), std::time::Duration::from_secs(10))
+                    .context("reading the command topic's metadata")?;
+                match metadata.topics().first().map(|t| t.partitions().len()) {
+                    Some(n) if n > 0 => Ok(n as i32),
+                    _ => anyhow::bail!("the command topic has no partitions yet"),
+                }
+            })
+            .await
+            .context("the metadata task failed")?
+        }
+    })
+    .await
+}
+
 /// Run a database read on the blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     app: &AppState,
@@ -177,6 +205,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     let producer: FutureProducer = bus::producer_config(&config.kafka_brokers)
         .create()
         .context("creating the Kafka producer")?;
+    let command_partitions = command_partitions(&producer, &topics.commands()).await?;
     // The reply consumer outlives the HTTP server: requests still in flight
     // when shutdown starts get their outcomes.
     let (replies_stop, replies_stopped) = watch::channel(false);
@@ -200,6 +229,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         )),
         tenants: Arc::default(),
         db_slots: Arc::new(tokio::sync::Semaphore::new(config.db_pool_size as usize)),
+        command_partitions,
         config: Arc::new(config),
     };
     state

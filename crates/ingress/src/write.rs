@@ -1,6 +1,8 @@
 //! The write path shared by every resource: read and parse the body,
 //! publish the command, wait for its committed outcome.
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -11,7 +13,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use scimflow_shared::bus::{self, headers};
-use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ReplyShape, ENVELOPE_VERSION};
+use scimflow_shared::command::{
+    Command, CommandBatch, CommandEnvelope, Outcome, ReplyShape, ENVELOPE_VERSION,
+};
 use scimflow_shared::scim::bulk::{Method, ResourceKind};
 use scimflow_shared::scim::group::{normalize_group, plan_group_patch};
 use scimflow_shared::scim::patch::parse_patch_request;
@@ -190,6 +194,129 @@ pub async fn execute(
             ))
         }
     }
+}
+
+/// Publish the commands of one /Bulk wave and wait for their outcomes, in
+/// the order given. Commands whose keys land in the same partition go out
+/// together as `CommandBatch` messages (the broker's cost is per message);
+/// each is still applied, deduplicated and answered on its own. A message
+/// that cannot be queued, or an outcome that misses the deadline, is that
+/// command's error alone.
+pub async fn execute_all(
+    app: &AppState,
+    tenant_id: Uuid,
+    request_id: &str,
+    commands: Vec<(Option<String>, Command)>,
+    reply: ReplyShape,
+) -> Vec<Result<Outcome, IngressError>> {
+    let deadline = tokio::time::Instant::now() + app.config.reply_deadline;
+    let envelopes: Vec<CommandEnvelope> = commands
+        .into_iter()
+        .map(|(if_match, command)| CommandEnvelope {
+            reply,
+            ..envelope(app, tenant_id, request_id.to_string(), if_match, command)
+        })
+        .collect();
+    // Registered before publishing: a reply can beat the produce ack.
+    let mut pending: Vec<_> = envelopes
+        .iter()
+        .map(|e| app.replies.register(e.command_id))
+        .collect();
+    let mut queued: Vec<Result<(), IngressError>> = envelopes.iter().map(|_| Ok(())).collect();
+    let mut by_partition: BTreeMap<i32, Vec<(usize, String, Vec<u8>)>> = BTreeMap::new();
+    for (i, e) in envelopes.iter().enumerate() {
+        match serde_json::to_vec(e) {
+            Ok(payload) => {
+                let key = e.partition_key();
+                let partition = bus::partition_for(&key, app.command_partitions);
+                by_partition
+                    .entry(partition)
+                    .or_default()
+                    .push((i, key, payload));
+            }
+            Err(err) => queued[i] = Err(ScimError::internal(err.to_string()).into()),
+        }
+    }
+    let topic = app.topics.commands();
+    let reply_topic = app.topics.replies(&app.config.instance_id);
+    let mut sends = Vec::new();
+    for (partition, commands) in &by_partition {
+        for chunk in chunks_by_size(commands, COMMAND_BATCH_BYTES) {
+            let indices: Vec<usize> = chunk.iter().map(|(i, _, _)| *i).collect();
+            let payload =
+                CommandBatch::encode(chunk.iter().map(|(_, k, p)| (k.as_str(), p.as_slice())));
+            let (topic, reply_topic) = (&topic, &reply_topic);
+            sends.push(async move {
+                let sent = match payload {
+                    Ok(payload) => {
+                        let record = FutureRecord::<(), _>::to(topic)
+                            .partition(*partition)
+                            .payload(&payload)
+                            .headers(bus::make_headers(&[(headers::REPLY_TO, reply_topic)]));
+                        let remaining =
+                            deadline.saturating_duration_since(tokio::time::Instant::now());
+                        app.producer.send(record, remaining).await.map(|_| ()).map_err(|(e, _)| {
+                            tracing::warn!(error = %e, partition, "publishing a command batch failed");
+                        })
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "encoding a command batch failed");
+                        Err(())
+                    }
+                };
+                (indices, sent)
+            });
+        }
+    }
+    for (indices, sent) in futures::future::join_all(sends).await {
+        if sent.is_err() {
+            for i in indices {
+                queued[i] = Err(IngressError::Unavailable("the command could not be queued"));
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(envelopes.len());
+    for ((e, queued), pending) in envelopes.iter().zip(queued).zip(&mut pending) {
+        outcomes.push(match queued {
+            Err(err) => Err(err),
+            Ok(()) => match tokio::time::timeout_at(deadline, &mut pending.rx).await {
+                Ok(Ok(outcome)) => Ok(outcome),
+                _ => {
+                    tracing::warn!(command_id = %e.command_id, "no outcome before the deadline");
+                    Err(IngressError::Unavailable(
+                        "the request was accepted but its outcome is not known yet",
+                    ))
+                }
+            },
+        });
+    }
+    outcomes
+}
+
+/// The largest `CommandBatch` message built, well under a broker's
+/// default 1 MB limit.
+const COMMAND_BATCH_BYTES: usize = 256 * 1024;
+
+/// Consecutive runs of `items` whose payloads add up to at most `max`
+/// bytes (or one item, if that alone is larger).
+fn chunks_by_size(
+    items: &[(usize, String, Vec<u8>)],
+    max: usize,
+) -> Vec<&[(usize, String, Vec<u8>)]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, (_, key, payload)) in items.iter().enumerate() {
+        let len = key.len() + payload.len();
+        if i > start && size + len > max {
+            chunks.push(&items[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += len;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
 }
 
 /// Publish one command without waiting for its outcome: once the broker

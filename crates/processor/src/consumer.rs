@@ -18,7 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use scimflow_shared::bus::{self, headers, Topics};
-use scimflow_shared::command::{Outcome, ReplyBatch};
+use scimflow_shared::command::{CommandBatch, Outcome, ReplyBatch};
 use scimflow_shared::config::Config;
 use scimflow_shared::store::{self, PgPool};
 use scimflow_shared::ScimError;
@@ -297,19 +297,11 @@ async fn observe_lag(
     }
 }
 
-/// A command as received, owned, with the reply topic from its headers.
+/// A command as received, owned, with the reply topic from its message's
+/// headers.
 struct Received {
     inbound: Inbound,
     reply_to: Option<String>,
-}
-
-impl From<&BorrowedMessage<'_>> for Received {
-    fn from(m: &BorrowedMessage<'_>) -> Self {
-        Received {
-            inbound: to_inbound(m),
-            reply_to: bus::header(m.headers(), headers::REPLY_TO),
-        }
-    }
 }
 
 /// Received commands waiting to be applied, and the partitions this member
@@ -325,13 +317,16 @@ impl Inbox {
     /// committed offset of a partition just assigned again) is added.
     fn receive(&mut self, m: &BorrowedMessage<'_>) {
         self.forget_revoked();
-        let received = Received::from(m);
-        let at = Position {
-            partition: received.inbound.partition,
-            offset: received.inbound.offset,
-            tenant: Position::tenant_of(received.inbound.key.as_deref()),
-        };
-        self.window.push(at, received);
+        let reply_to = bus::header(m.headers(), headers::REPLY_TO);
+        for inbound in commands_of(m) {
+            let at = Position {
+                partition: inbound.partition,
+                offset: inbound.offset,
+                tenant: Position::tenant_of(inbound.key.as_deref()),
+            };
+            let reply_to = reply_to.clone();
+            self.window.push(at, Received { inbound, reply_to });
+        }
     }
 
     fn forget_revoked(&mut self) {
@@ -379,14 +374,34 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-fn to_inbound(m: &BorrowedMessage<'_>) -> Inbound {
-    Inbound {
+/// The commands of a message: one, or those of a `CommandBatch`, each with
+/// its own key and sharing the message's offset. A batch that does not
+/// split is kept whole, to be dead-lettered as undecodable.
+fn commands_of(m: &BorrowedMessage<'_>) -> Vec<Inbound> {
+    let payload = m.payload().unwrap_or_default();
+    let inbound = |key: Option<String>, payload: Vec<u8>| Inbound {
         topic: m.topic().to_string(),
         partition: m.partition(),
         offset: m.offset(),
-        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        key,
+        payload,
+    };
+    if CommandBatch::is_batch(payload) {
+        match CommandBatch::split(payload) {
+            Ok(commands) if !commands.is_empty() => {
+                return commands
+                    .into_iter()
+                    .map(|(key, envelope)| inbound(Some(key), envelope))
+                    .collect();
+            }
+            Ok(_) => tracing::warn!(offset = m.offset(), "an empty command batch"),
+            Err(e) => {
+                tracing::warn!(error = %e, offset = m.offset(), "an undecodable command batch")
+            }
+        }
     }
+    let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+    vec![inbound(key, payload.to_vec())]
 }
 
 /// Apply a batch, retrying database failures with exponential backoff and

@@ -91,6 +91,16 @@ pub fn header<H: Headers>(headers: Option<&H>, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The partition of the command topic a message with `key` goes to: what
+/// librdkafka's `consistent_random` partitioner (set in `producer_config`)
+/// computes for a non-empty key, CRC-32 of the key modulo the partition
+/// count. The ingress puts several commands in one message only when their
+/// keys give the same partition, so it must agree with the producer.
+pub fn partition_for(key: &str, partitions: i32) -> i32 {
+    let partitions = partitions.max(1) as u32;
+    (crc32fast::hash(key.as_bytes()) % partitions) as i32
+}
+
 /// How long a producer keeps trying to deliver a message. Bounded, so a
 /// relay taking over knows when a dead predecessor's messages can no
 /// longer land.
@@ -104,6 +114,8 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
     c.set("bootstrap.servers", brokers)
         .set("acks", "all")
         .set("enable.idempotence", "true")
+        // librdkafka's default, named because `partition_for` must match it.
+        .set("partitioner", "consistent_random")
         .set("linger.ms", "1")
         .set("batch.num.messages", "10000")
         .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())

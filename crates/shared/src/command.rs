@@ -165,6 +165,71 @@ impl Outcome {
     }
 }
 
+/// Several commands in one message: a /Bulk wave's commands for one
+/// partition. Each keeps its own key, and the ingress put in one message
+/// only commands whose keys land in the partition it is produced to
+/// (`bus::partition_for`), so per-resource order (P2) holds as if each had
+/// been produced alone. The processor splits the message on receipt into
+/// commands that are each handled like a message of their own (their
+/// dead letters and replays are single commands); they share its offset,
+/// which is committed once all of them are applied.
+///
+/// Wire form: `{"commands":[{"key":"<key>","envelope":<CommandEnvelope>},...]}`,
+/// always starting with `{"commands":[` so it is told from a single
+/// envelope without parsing either.
+pub struct CommandBatch;
+
+#[derive(Deserialize)]
+struct CommandBatchWire<'a> {
+    #[serde(borrow)]
+    commands: Vec<BatchedCommandWire<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BatchedCommandWire<'a> {
+    key: String,
+    #[serde(borrow)]
+    envelope: &'a serde_json::value::RawValue,
+}
+
+impl CommandBatch {
+    const OPEN: &'static [u8] = br#"{"commands":["#;
+
+    /// Encode `(key, envelope JSON)` pairs.
+    pub fn encode<'a>(
+        commands: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Vec<u8>, serde_json::Error> {
+        let mut out = Self::OPEN.to_vec();
+        for (i, (key, envelope)) in commands.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#"{"key":"#);
+            serde_json::to_writer(&mut out, key)?;
+            out.extend_from_slice(br#","envelope":"#);
+            out.extend_from_slice(envelope);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    pub fn is_batch(payload: &[u8]) -> bool {
+        payload.starts_with(Self::OPEN)
+    }
+
+    /// The `(key, envelope JSON)` pairs of a batch message, in order; each
+    /// envelope's bytes as they were sent.
+    pub fn split(payload: &[u8]) -> Result<Vec<(String, Vec<u8>)>, serde_json::Error> {
+        let wire: CommandBatchWire<'_> = serde_json::from_slice(payload)?;
+        Ok(wire
+            .commands
+            .into_iter()
+            .map(|c| (c.key, c.envelope.get().as_bytes().to_vec()))
+            .collect())
+    }
+}
+
 /// A reply-topic message: the outcomes of one processor batch for one
 /// ingress instance, in command order. One message per batch rather than
 /// per command, because a broker's cost is per message (tansu writes and
@@ -291,6 +356,34 @@ mod tests {
         assert_eq!(decoded.reply, ReplyShape::Whole);
         let encoded = serde_json::to_value(&decoded).expect("encodes");
         assert!(encoded.get("reply").is_none(), "the default is not written");
+    }
+
+    #[test]
+    fn a_command_batch_splits_into_its_commands_as_sent() {
+        let envelopes: Vec<(String, Vec<u8>)> = (0..3u128)
+            .map(|n| {
+                let env = serde_json::json!({"v": 1, "n": n, "s": "quote \" and é"});
+                (
+                    format!("t/{n}\"x"),
+                    serde_json::to_vec(&env).expect("encodes"),
+                )
+            })
+            .collect();
+        let cases: &[usize] = &[0, 1, 3];
+        for &n in cases {
+            let batch = CommandBatch::encode(
+                envelopes[..n]
+                    .iter()
+                    .map(|(k, e)| (k.as_str(), e.as_slice())),
+            )
+            .expect("encodes");
+            assert!(CommandBatch::is_batch(&batch));
+            assert_eq!(CommandBatch::split(&batch).expect("splits"), envelopes[..n]);
+        }
+        let single =
+            serde_json::to_vec(&serde_json::json!({"v": 1, "command": {}})).expect("encodes");
+        assert!(!CommandBatch::is_batch(&single));
+        assert!(CommandBatch::split(br#"{"commands":[{"key":1}]}"#).is_err());
     }
 
     #[test]
