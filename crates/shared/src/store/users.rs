@@ -165,13 +165,20 @@ pub fn held_identities(
         #[diesel(sql_type = Text)]
         value: String,
     }
+    // One index probe per value, whatever the statistics say: a LATERAL
+    // subquery with LIMIT cannot become a join. Written as EXISTS, the
+    // planner hashed the whole tenant's userNames for every batch whenever
+    // its row estimate for the tenant was low (a young or freshly loaded
+    // table), which made each batch cost as much as the tenant's size.
     let rows: Vec<Held> = diesel::sql_query(
         "SELECT true AS is_email, e.v AS value FROM unnest($2::text[]) AS e(v) \
-          WHERE EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.primary_email = e.v) \
+          CROSS JOIN LATERAL (SELECT 1 FROM users u \
+                               WHERE u.tenant_id = $1 AND u.primary_email = e.v LIMIT 1) AS held \
          UNION ALL \
          SELECT false, n.v FROM unnest($3::text[]) AS n(v) \
-          WHERE EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.deleted_at IS NULL \
-                          AND lower(u.user_name) = lower(n.v))",
+          CROSS JOIN LATERAL (SELECT 1 FROM users u \
+                               WHERE u.tenant_id = $1 AND u.deleted_at IS NULL \
+                                 AND lower(u.user_name) = lower(n.v) LIMIT 1) AS held",
     )
     .bind::<diesel::sql_types::Uuid, _>(tenant_id)
     .bind::<Array<Text>, _>(emails)
