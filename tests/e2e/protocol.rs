@@ -253,6 +253,13 @@ async fn respond_async_answers_202_and_the_status_monitor_gives_the_outcome() {
         assert_eq!(op["status"], "202", "{op}");
         let done = t.settled(op["location"].as_str().expect("location")).await;
         assert_eq!(done.status, 201, "{}", done.body);
+        // Queued operations keep their whole outcome for the monitor
+        // (synchronous /Bulk operations keep none of the resource).
+        assert!(
+            done.body["id"].is_string(),
+            "the created user: {}",
+            done.body
+        );
     }
     // One operation referencing another's bulkId needs its outcome: the
     // preference is not applied, and the answer is the usual one.

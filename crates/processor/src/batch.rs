@@ -201,7 +201,8 @@ pub fn run_batch(
             }
             let mark = pending.borrow().mark();
             let run = |conn: &mut PgConnection| -> Result<Outcome, ApplyError> {
-                let outcome = apply(conn, &ctx)?;
+                // Kept as it is answered: a redelivery gets the same shape.
+                let outcome = apply(conn, &ctx)?.shaped(env.reply);
                 pending.borrow_mut().outcome(tenant.id, &outcome)?;
                 if settings.isolate_failures {
                     // Looking for the command that breaks the batch: its
@@ -224,10 +225,8 @@ pub fn run_batch(
             match applied {
                 Ok(outcome) => {
                     tracing::debug!(status = outcome.status, "command applied");
-                    // Stored whole above; the reply only as asked for.
-                    let reply = outcome.shaped(env.reply);
-                    done.insert(env.command_id, reply.clone());
-                    out.push(Disposition::Answered(reply));
+                    done.insert(env.command_id, outcome.clone());
+                    out.push(Disposition::Answered(outcome));
                 }
                 Err(ApplyError::Rejected(err)) => {
                     let outcome = Outcome::from_error(env.command_id, &err);

@@ -28,8 +28,10 @@ pub struct CommandEnvelope {
     /// `If-Match`, checked against the version the processor sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_match: Option<String>,
-    /// How much of the outcome the ingress wants back; the stored outcome
-    /// (P3) is always whole.
+    /// How much of the outcome the ingress wants back. The dedup record
+    /// (P3) keeps the outcome in the same shape, so a redelivery is
+    /// answered identically; a command sent with `Prefer: respond-async`
+    /// asks for the whole outcome, which its status monitor serves.
     #[serde(default, skip_serializing_if = "ReplyShape::is_whole")]
     pub reply: ReplyShape,
     pub command: Command,
@@ -43,8 +45,9 @@ pub enum ReplyShape {
     #[default]
     Whole,
     /// Status, version and location: a /Bulk operation's entry carries no
-    /// resource when it succeeds (RFC 7644 §3.7.3), so the reply need not
-    /// either (a 1,000-user request would carry 1,000 resources twice).
+    /// resource when it succeeds (RFC 7644 §3.7.3), so neither the reply
+    /// nor the dedup record need to (a 1,000-user request would carry and
+    /// store 1,000 resources for nobody).
     WithoutResource,
 }
 
