@@ -217,15 +217,18 @@ pub async fn execute_all(
             ..envelope(app, tenant_id, request_id.to_string(), if_match, command)
         })
         .collect();
+    let command_ids: Vec<Uuid> = envelopes.iter().map(|e| e.command_id).collect();
     // Registered before publishing: a reply can beat the produce ack.
-    let mut pending: Vec<_> = envelopes
+    let mut pending: Vec<_> = command_ids
         .iter()
-        .map(|e| app.replies.register(e.command_id))
+        .map(|id| app.replies.register(*id))
         .collect();
-    let mut queued: Vec<Result<(), IngressError>> = envelopes.iter().map(|_| Ok(())).collect();
+    let mut queued: Vec<Result<(), IngressError>> = command_ids.iter().map(|_| Ok(())).collect();
+    // The bodies are let go as they are encoded, and the encoded commands
+    // once they are sent: nothing of them is kept while the outcomes come.
     let mut by_partition: BTreeMap<i32, Vec<(usize, String, Vec<u8>)>> = BTreeMap::new();
-    for (i, e) in envelopes.iter().enumerate() {
-        match serde_json::to_vec(e) {
+    for (i, e) in envelopes.into_iter().enumerate() {
+        match serde_json::to_vec(&e) {
             Ok(payload) => {
                 let key = e.partition_key();
                 let partition = bus::partition_for(&key, app.command_partitions);
@@ -275,14 +278,15 @@ pub async fn execute_all(
             }
         }
     }
-    let mut outcomes = Vec::with_capacity(envelopes.len());
-    for ((e, queued), pending) in envelopes.iter().zip(queued).zip(&mut pending) {
+    drop(by_partition);
+    let mut outcomes = Vec::with_capacity(command_ids.len());
+    for ((command_id, queued), pending) in command_ids.iter().zip(queued).zip(&mut pending) {
         outcomes.push(match queued {
             Err(err) => Err(err),
             Ok(()) => match tokio::time::timeout_at(deadline, &mut pending.rx).await {
                 Ok(Ok(outcome)) => Ok(outcome),
                 _ => {
-                    tracing::warn!(command_id = %e.command_id, "no outcome before the deadline");
+                    tracing::warn!(%command_id, "no outcome before the deadline");
                     Err(IngressError::Unavailable(
                         "the request was accepted but its outcome is not known yet",
                     ))
