@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::filter_sql::{self, Bind, SqlFragment};
-use super::schema::{group_members, groups, users};
+use super::schema::{group_members, groups};
 use super::StoreError;
 use super::{list_page, lower};
 use crate::scim::group::{GroupView, MemberView};
@@ -115,12 +115,28 @@ pub fn unknown_users(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let found: Vec<Uuid> = users::table
-        .filter(users::tenant_id.eq(tenant_id))
-        .filter(users::deleted_at.is_null())
-        .filter(users::id.eq_any(ids))
-        .select(users::id)
-        .load(conn)?;
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+    }
+    // One primary-key probe per id, whatever the statistics say (a LATERAL
+    // subquery with LIMIT cannot become a join). As `id = ANY(..)` next to
+    // the tenant, a table not analyzed yet (a new installation's first
+    // sync) was planned as a scan of the tenant's users for every PATCH:
+    // 280 ms per 1,000 members at 100,000 users.
+    let found: Vec<Uuid> = diesel::sql_query(
+        "SELECT held.id FROM unnest($2::uuid[]) AS m(id) \
+          CROSS JOIN LATERAL (SELECT u.id FROM users u \
+                               WHERE u.id = m.id AND u.tenant_id = $1 \
+                                 AND u.deleted_at IS NULL LIMIT 1) AS held",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(tenant_id)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+    .load::<Found>(conn)?
+    .into_iter()
+    .map(|f| f.id)
+    .collect();
     Ok(ids
         .iter()
         .filter(|id| !found.contains(id))
