@@ -144,15 +144,7 @@ pub async fn submit(
         let command_id = accept(app, tenant_id, request_id, if_match, command).await?;
         return Ok(crate::status::accepted(app, tenant_id, command_id));
     }
-    let outcome = execute(
-        app,
-        tenant_id,
-        request_id,
-        if_match,
-        command,
-        ReplyShape::Whole,
-    )
-    .await?;
+    let outcome = execute(app, tenant_id, request_id, if_match, command).await?;
     Ok(from_outcome(&outcome))
 }
 
@@ -176,11 +168,9 @@ pub async fn execute(
     request_id: String,
     if_match: Option<String>,
     command: Command,
-    reply: ReplyShape,
 ) -> Result<Outcome, IngressError> {
     let deadline = tokio::time::Instant::now() + app.config.reply_deadline;
-    let mut envelope = envelope(app, tenant_id, request_id, if_match, command);
-    envelope.reply = reply;
+    let envelope = envelope(app, tenant_id, request_id, if_match, command);
     let command_id = envelope.command_id;
     // Registered before publishing: the reply can beat the produce ack.
     let mut pending = app.replies.register(command_id);
@@ -392,6 +382,32 @@ async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_batches_split_by_size_in_order() {
+        let item = |i: usize, len: usize| (i, "k".to_string(), vec![b'x'; len - 1]);
+        // (payload sizes, key included; max bytes; sizes per chunk)
+        let cases: &[(&[usize], usize, &[&[usize]])] = &[
+            (&[], 10, &[]),
+            (&[4, 4, 2], 10, &[&[4, 4, 2]]),
+            (&[4, 4, 4], 10, &[&[4, 4], &[4]]),
+            (&[12, 3, 12], 10, &[&[12], &[3], &[12]]),
+        ];
+        for (sizes, max, expected) in cases {
+            let items: Vec<_> = sizes.iter().enumerate().map(|(i, n)| item(i, *n)).collect();
+            let chunks: Vec<Vec<usize>> = chunks_by_size(&items, *max)
+                .iter()
+                .map(|c| c.iter().map(|(_, k, p)| k.len() + p.len()).collect())
+                .collect();
+            let expected: Vec<Vec<usize>> = expected.iter().map(|c| c.to_vec()).collect();
+            assert_eq!(chunks, expected, "{sizes:?} at most {max}");
+            let order: Vec<usize> = chunks_by_size(&items, *max)
+                .iter()
+                .flat_map(|c| c.iter().map(|(i, _, _)| *i))
+                .collect();
+            assert_eq!(order, (0..sizes.len()).collect::<Vec<_>>());
+        }
+    }
 
     #[test]
     fn respond_async_is_found_among_other_preferences() {
