@@ -285,3 +285,28 @@ pub async fn bulk(
         &json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": operations}),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bulk_id_resolves_to_the_last_segment_of_the_location() {
+        let cases = [
+            (Some("http://h/scim/v2/t/Users/0192-abc"), Some("0192-abc")),
+            (Some("http://h/scim/v2/t/Groups/g1"), Some("g1")),
+            (Some("http://h/scim/v2/t/Users/"), None),
+            (None, None),
+        ];
+        for (location, id) in cases {
+            let outcome = Outcome {
+                command_id: uuid::Uuid::nil(),
+                status: 201,
+                body: None,
+                etag: None,
+                location: location.map(str::to_string),
+            };
+            assert_eq!(resource_id(&outcome), id, "{location:?}");
+        }
+    }
+}
