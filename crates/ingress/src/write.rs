@@ -387,7 +387,8 @@ mod tests {
     fn command_batches_split_by_size_in_order() {
         let item = |i: usize, len: usize| (i, "k".to_string(), vec![b'x'; len - 1]);
         // (payload sizes, key included; max bytes; sizes per chunk)
-        let cases: &[(&[usize], usize, &[&[usize]])] = &[
+        type Case = (&'static [usize], usize, &'static [&'static [usize]]);
+        let cases: &[Case] = &[
             (&[], 10, &[]),
             (&[4, 4, 2], 10, &[&[4, 4, 2]]),
             (&[4, 4, 4], 10, &[&[4, 4], &[4]]),
