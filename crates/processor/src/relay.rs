@@ -11,7 +11,7 @@
 //! attempted range in the outbox, some of them possibly on their topics
 //! (a row that committed late with an id in the range is among them and
 //! is simply not found there). The next relay
-//! to take the lock reads the tails of those topics and marks what it
+//! to take the lock reads the tails of those topics and deletes what it
 //! finds instead of publishing it again; for rows it does not find it
 //! waits until the dead relay's producer would have given up on them
 //! (`message.timeout.ms`), since a request already on the wire may still
@@ -122,7 +122,10 @@ async fn lead(
             continue;
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let (first, last) = (rows[0].id, rows[rows.len() - 1].id); // in id order
+        // Rows come in id order.
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            continue;
+        };
         on(&mut conn, move |c| Ok(record_attempt(c, first, last)?)).await?;
         publish(producer, &rows).await?;
         on(&mut conn, move |c| Ok(delete_published(c, &ids)?)).await?;

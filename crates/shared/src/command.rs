@@ -1,6 +1,12 @@
 //! What crosses Kafka: a [`CommandEnvelope`] from the ingress to the
-//! processor, and an [`Outcome`] back. Both are versioned JSON so that an
-//! ingress and a processor of different builds can share a topic.
+//! processor (alone, or several in a [`CommandBatch`]), and an [`Outcome`]
+//! back (in a [`ReplyBatch`]). The envelope is versioned JSON so that an
+//! ingress and a processor of different builds can share a topic. The two
+//! batch forms came later: a processor from before `CommandBatch`
+//! dead-letters one as undecodable (replayable once upgraded), and an
+//! ingress from before `ReplyBatch` cannot read one (its requests get
+//! 503s; nothing is lost). Upgrading across them: stop the ingresses,
+//! upgrade the processors, start the new ingresses.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
