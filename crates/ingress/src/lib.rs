@@ -147,14 +147,10 @@ async fn command_partitions(producer: &FutureProducer, topic: &str) -> anyhow::R
         async move {
             tokio::task::spawn_blocking(move || {
                 use rdkafka::producer::Producer;
-                let metadata = producer
-                    .client()
-                    .fetch_metadata(Some(&topic), std::time::Duration::from_secs(10))
-                    .context("reading the command topic's metadata")?;
-                match metadata.topics().first().map(|t| t.partitions().len()) {
-                    Some(n) if n > 0 => Ok(n as i32),
-                    _ => anyhow::bail!("the command topic has no partitions yet"),
-                }
+                let timeout = std::time::Duration::from_secs(10);
+                bus::partition_count(producer.client(), &topic, timeout)
+                    .context("reading the command topic's metadata")?
+                    .context("the command topic has no partitions yet")
             })
             .await
             .context("the metadata task failed")?

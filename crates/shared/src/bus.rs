@@ -11,7 +11,7 @@ use std::time::Duration;
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::types::RDKafkaErrorCode;
@@ -241,22 +241,31 @@ fn warn_on_other_partition_counts(
     topics: &[(String, i32)],
 ) {
     for (name, wanted) in topics {
-        let Ok(metadata) = admin
-            .inner()
-            .fetch_metadata(Some(name), Duration::from_secs(5))
-        else {
+        let Ok(Some(has)) = partition_count(admin.inner(), name, Duration::from_secs(5)) else {
             continue;
         };
-        if let Some(t) = metadata.topics().first() {
-            let has = t.partitions().len();
-            if has != *wanted as usize {
-                tracing::warn!(
-                    topic = %name,
-                    partitions = has,
-                    configured = wanted,
-                    "the topic exists with a different partition count; the setting applies only to new topics"
-                );
-            }
+        if has != *wanted {
+            tracing::warn!(
+                topic = %name,
+                partitions = has,
+                configured = wanted,
+                "the topic exists with a different partition count; the setting applies only to new topics"
+            );
         }
     }
+}
+
+/// How many partitions `topic` has, as the broker says (`None`: it has
+/// none yet). Blocks on a metadata request: call it off the runtime.
+pub fn partition_count<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Option<i32>, rdkafka::error::KafkaError> {
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len() as i32)
+        .filter(|n| *n > 0))
 }
