@@ -8,6 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureRecord;
 use serde_json::Value;
 use uuid::Uuid;
@@ -22,6 +23,7 @@ use scimflow_shared::scim::patch::parse_patch_request;
 use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
+use crate::replies::PendingReply;
 use crate::response::from_outcome;
 use crate::users::validate_user_body;
 use crate::{AppState, IngressError, MAX_BODY_BYTES};
@@ -175,6 +177,16 @@ pub async fn execute(
     // Registered before publishing: the reply can beat the produce ack.
     let mut pending = app.replies.register(command_id);
     publish(app, &envelope, true, deadline).await?;
+    await_outcome(&mut pending, command_id, deadline).await
+}
+
+/// The outcome of a published command, or 503 at the deadline (the
+/// command still applies; its outcome stays in PostgreSQL).
+async fn await_outcome(
+    pending: &mut PendingReply<'_>,
+    command_id: Uuid,
+    deadline: tokio::time::Instant,
+) -> Result<Outcome, IngressError> {
     match tokio::time::timeout_at(deadline, &mut pending.rx).await {
         Ok(Ok(outcome)) => Ok(outcome),
         _ => {
@@ -184,6 +196,14 @@ pub async fn execute(
             ))
         }
     }
+}
+
+/// The headers of a command that wants an answer: this instance's reply
+/// topic, and nothing the envelope already carries (each header is a row
+/// the broker writes: tansu stores them one by one).
+fn reply_headers(app: &AppState) -> OwnedHeaders {
+    let reply_topic = app.topics.replies(&app.config.instance_id);
+    bus::make_headers(&[(headers::REPLY_TO, &reply_topic)])
 }
 
 /// Publish the commands of one /Bulk wave and wait for their outcomes, in
@@ -231,21 +251,20 @@ pub async fn execute_all(
         }
     }
     let topic = app.topics.commands();
-    let reply_topic = app.topics.replies(&app.config.instance_id);
     let mut sends = Vec::new();
     for (partition, commands) in &by_partition {
         for chunk in chunks_by_size(commands, COMMAND_BATCH_BYTES) {
             let indices: Vec<usize> = chunk.iter().map(|(i, _, _)| *i).collect();
             let payload =
                 CommandBatch::encode(chunk.iter().map(|(_, k, p)| (k.as_str(), p.as_slice())));
-            let (topic, reply_topic) = (&topic, &reply_topic);
+            let topic = &topic;
             sends.push(async move {
                 let sent = match payload {
                     Ok(payload) => {
                         let record = FutureRecord::<(), _>::to(topic)
                             .partition(*partition)
                             .payload(&payload)
-                            .headers(bus::make_headers(&[(headers::REPLY_TO, reply_topic)]));
+                            .headers(reply_headers(app));
                         let remaining =
                             deadline.saturating_duration_since(tokio::time::Instant::now());
                         app.producer.send(record, remaining).await.map(|_| ()).map_err(|(e, _)| {
@@ -270,18 +289,10 @@ pub async fn execute_all(
     }
     drop(by_partition);
     let mut outcomes = Vec::with_capacity(command_ids.len());
-    for ((command_id, queued), pending) in command_ids.iter().zip(queued).zip(&mut pending) {
+    for ((command_id, queued), pending) in command_ids.into_iter().zip(queued).zip(&mut pending) {
         outcomes.push(match queued {
             Err(err) => Err(err),
-            Ok(()) => match tokio::time::timeout_at(deadline, &mut pending.rx).await {
-                Ok(Ok(outcome)) => Ok(outcome),
-                _ => {
-                    tracing::warn!(%command_id, "no outcome before the deadline");
-                    Err(IngressError::Unavailable(
-                        "the request was accepted but its outcome is not known yet",
-                    ))
-                }
-            },
+            Ok(()) => await_outcome(pending, command_id, deadline).await,
         });
     }
     outcomes
@@ -363,12 +374,8 @@ async fn publish(
     let key = envelope.partition_key();
     let topic = app.topics.commands();
     let mut record = FutureRecord::to(&topic).key(&key).payload(&payload);
-    // The envelope carries the command id, tenant and request id; a header
-    // only for what the processor must read without decoding it (each
-    // header is a row the broker writes: tansu stores them one by one).
     if wants_reply {
-        let reply_topic = app.topics.replies(&app.config.instance_id);
-        record = record.headers(bus::make_headers(&[(headers::REPLY_TO, &reply_topic)]));
+        record = record.headers(reply_headers(app));
     }
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     if let Err((e, _)) = app.producer.send(record, remaining).await {
