@@ -339,9 +339,9 @@ mod tests {
             (json!(0), Ok(Some(1))),
             (json!(1), Ok(Some(1))),
             (json!(7), Ok(Some(7))),
-            (json!(-1), refused.clone()),
-            (json!(1.5), refused.clone()),
-            (json!("1"), refused.clone()),
+            (json!(-1), refused),
+            (json!(1.5), refused),
+            (json!("1"), refused),
             (json!(true), refused),
         ];
         for (v, want) in cases {
