@@ -245,8 +245,9 @@ async fn bulk_fail_on_errors_zero_stops_at_the_first_error() {
 }
 
 /// The request shapes idp-interop.md lists that no other test sends: every
-/// content type the IdPs use (or none), Okta's headers, and Entra's manager
-/// as a list of references.
+/// content type the IdPs use (or none), Okta's headers, a form-encoded
+/// query, a PatchOp without `schemas`, and Entra's manager as a list of
+/// references.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_types_headers_and_manager_shapes_idps_send() {
     let stack = Stack::start("lenient_shapes").await;
@@ -306,6 +307,19 @@ async fn content_types_headers_and_manager_shapes_idps_send() {
     assert_eq!(r.status, 200);
     assert_eq!(r.content_type(), SCIM_JSON);
     assert_eq!(r.body["totalResults"], 5);
+
+    // A query string in form encoding, parameter names in any case.
+    let r = t
+        .get("/Users?filter=userName+eq+%22ct0@lenient.example%22&startindex=1&COUNT=10")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["totalResults"], 1, "{}", r.body);
+    assert_eq!(r.body["itemsPerPage"], 1, "{}", r.body);
+    // A PatchOp without `schemas`, its list named in another case.
+    let bare = json!({"operations": [{"op": "replace", "path": "title", "value": "Bare"}]});
+    let r = t.patch(&format!("/Users/{}", ids[3]), &bare).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["title"], "Bare");
 
     // Entra's manager: a plain id, or a list with a $ref.
     let manager = format!("{ENTERPRISE}:manager");
