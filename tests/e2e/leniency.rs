@@ -160,6 +160,11 @@ async fn unquoted_filter_values_are_strings_unless_that_would_guess() {
     assert_eq!(r.body["totalResults"], 2, "{}", r.body);
     let r = filter(&t, r#"name.familyName eq "Employee ""#).await;
     assert_eq!(r.body["totalResults"], 0, "{}", r.body);
+    // Booleans as strings, as Entra sends them, are booleans.
+    let r = filter(&t, r#"active eq "True""#).await;
+    assert_eq!(r.body["totalResults"], 3, "{}", r.body);
+    let r = filter(&t, r#"emails[primary eq "false"]"#).await;
+    assert_eq!(r.body["totalResults"], 0, "{}", r.body);
     // The same in a POST search.
     let r = t
         .post(
@@ -170,9 +175,16 @@ async fn unquoted_filter_values_are_strings_unless_that_would_guess() {
     assert_eq!(user_names(&r.body), ["oscar@lenient.example"]);
 
     // Typed literals keep their types: a number is not a string.
-    filter(&t, "externalId eq 12345")
-        .await
-        .assert_error(400, Some("invalidFilter"));
+    let r = filter(&t, "externalId eq 12345").await;
+    r.assert_error(400, Some("invalidFilter"));
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(r#"quote the value ("12345")"#),
+        "{}",
+        r.body
+    );
     // A guess is refused, and the detail says what to do.
     for (f, why) in [
         (
@@ -180,6 +192,7 @@ async fn unquoted_filter_values_are_strings_unless_that_would_guess() {
             "quote a value that contains spaces",
         ),
         ("title eq and", "filter keyword"),
+        (r#"active eq "yes""#, "compare it with true or false"),
         (r#"userName eq emails[type eq "work"]"#, "quote strings"),
     ] {
         let r = filter(&t, f).await;
