@@ -193,6 +193,7 @@ async fn unquoted_filter_values_are_strings_unless_that_would_guess() {
         ),
         ("title eq and", "filter keyword"),
         (r#"active eq "yes""#, "compare it with true or false"),
+        ("userName eq 'olga@lenient.example'", "double quotes"),
         (r#"userName eq emails[type eq "work"]"#, "quote strings"),
     ] {
         let r = filter(&t, f).await;

@@ -411,6 +411,13 @@ fn bare_value(word: &str) -> Result<CompValue, String> {
             "{word:?} is a filter keyword, not a value: quote it (\"{word}\") to compare with that word"
         ));
     }
+    // OData's quotes: stripping them would guess where the value ends
+    // ('Sales Team'), keeping them would match nothing, silently.
+    if word.starts_with('\'') {
+        return Err(format!(
+            "{word:?} is quoted with single quotes: SCIM strings are in double quotes"
+        ));
+    }
     if word.contains(['"', '(', '[']) {
         return Err(format!(
             "{word:?} is not a value: quote strings (a filter compares an attribute with a literal, never with another expression)"
@@ -759,6 +766,10 @@ mod tests {
                 cmp("userName", Eq, s("john.smith")),
             ),
             (
+                "name.familyName eq O'Brien",
+                cmp("name.familyName", Eq, s("O'Brien")),
+            ),
+            (
                 "externalId eq 8c5f6b2e-entra",
                 cmp("externalId", Eq, s("8c5f6b2e-entra")),
             ),
@@ -823,6 +834,11 @@ mod tests {
             (r#"userName eq bjensen""#, "quote strings"),
             (r#"userName eq emails[type eq "work"]"#, "quote strings"),
             ("userName eq f(x)", "quote strings"),
+            ("userName eq 'bjensen'", "SCIM strings are in double quotes"),
+            (
+                "displayName eq 'Sales Team'",
+                "SCIM strings are in double quotes",
+            ),
             ("userName eq", "expected a value"),
             ("(userName eq )", "expected a value"),
             ("userName eq a\u{0}b", "NUL"),
