@@ -4,6 +4,11 @@
 //! error, never a panic, and nesting is bounded so hostile input cannot
 //! exhaust the stack. Evaluation against a JSON element (for PATCH value
 //! filters) lives here too; translation to SQL lives in `store::filter_sql`.
+//!
+//! Two readings go beyond the grammar because real clients rely on them,
+//! each only where the meaning is certain: unquoted values (`bare_value`)
+//! and a sub-attribute after a value filter (Entra's
+//! `emails[type eq "work"].value eq "x"`).
 
 use serde_json::{Number, Value};
 
