@@ -84,6 +84,14 @@ async fn exclusive_scim2_tester_reports_no_failure_beyond_the_product_rules() {
         })
         .collect();
     let divergences = blocks.iter().filter(|(s, _)| s == "ERROR").count() - failures.len();
+    // Every check that did not pass, by name and reason: what
+    // docs/conformance.md explains.
+    for (status, body) in blocks.iter().filter(|(s, _)| s != "SUCCESS") {
+        let mut lines = body.lines();
+        let check = lines.next().unwrap_or_default();
+        let reason = lines.next().unwrap_or_default().trim();
+        println!("scim2-tester {status}: {check}: {reason}");
+    }
     println!("scim2-tester: {successes} checks passed, {divergences} product-rule divergences, {} failures", failures.len());
     assert!(successes >= 100, "scim2-tester ran too few checks:\n{text}");
     assert!(failures.is_empty(), "scim2-tester failures:\n{failures:#?}");

@@ -49,13 +49,19 @@ async fn entra_filter_post_patch_flow_r4_l3() {
         .filter_users(r#"externalId eq "8c5f6b2e-entra""#)
         .await;
     assert_eq!(by_ext.body["totalResults"], 1);
+    // With the work email as matching attribute Entra filters on the
+    // PATCH-path form, outside RFC 7644's filter grammar but unambiguous:
+    // read as emails[type eq "work" and value eq "..."].
     let by_email = entra
         .filter_users(r#"emails[type eq "work"].value eq "test_user_a@contoso.com""#)
         .await;
-    assert_eq!(
-        by_email.status, 400,
-        "a value filter followed by a sub-attribute is not filter grammar"
-    );
+    assert_eq!(by_email.status, 200, "{}", by_email.body);
+    assert_eq!(by_email.body["totalResults"], 1, "{}", by_email.body);
+    assert_eq!(by_email.body["Resources"][0]["id"], id.as_str());
+    let other_type = entra
+        .filter_users(r#"emails[type eq "home"].value eq "test_user_a@contoso.com""#)
+        .await;
+    assert_eq!(other_type.body["totalResults"], 0, "{}", other_type.body);
     let by_email = entra
         .filter_users(r#"emails.value eq "TEST_USER_A@contoso.com" and active eq true"#)
         .await;

@@ -9,6 +9,7 @@ mod dlq;
 mod entra;
 mod fuzz;
 mod groups;
+mod leniency;
 mod okta;
 mod production;
 mod protocol;

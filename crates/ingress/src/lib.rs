@@ -15,6 +15,7 @@ mod error;
 mod groups;
 mod limits;
 mod metrics;
+mod paths;
 mod replies;
 mod response;
 mod status;
@@ -57,7 +58,13 @@ pub struct AppState {
     pub config: Arc<Config>,
 }
 
+/// The HTTP service: the routes, reached through `paths`, which names
+/// each endpoint as routed whatever case or slashes the client used.
 pub fn router(state: AppState) -> Router {
+    paths::canonical_routing(routes(state))
+}
+
+fn routes(state: AppState) -> Router {
     use axum::routing::post;
     let scim = Router::new()
         .route("/Users", get(users::list).post(users::create))

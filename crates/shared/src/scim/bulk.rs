@@ -88,19 +88,21 @@ pub fn parse_bulk_request(body: &Value) -> Result<BulkRequest, ScimError> {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     };
+    // RFC 7644 only says "an integer": clients send 0 meaning that no
+    // error is tolerated, which is the same as stopping at the first.
     let fail_on_errors = match get("failOnErrors") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_u64() {
-            Some(v) if v >= 1 => Some(v as usize),
-            _ => {
+            Some(v) => Some(usize::try_from(v).unwrap_or(usize::MAX).max(1)),
+            None => {
                 return Err(ScimError::invalid_value(
-                    "failOnErrors must be a positive integer",
+                    "failOnErrors must be an integer of 0 or more",
                 ))
             }
         },
         Some(_) => {
             return Err(ScimError::invalid_value(
-                "failOnErrors must be a positive integer",
+                "failOnErrors must be an integer of 0 or more",
             ))
         }
     };
@@ -321,11 +323,33 @@ mod tests {
         let many = json!({"Operations": vec![json!({"method": "DELETE", "path": "/Users/x"}); MAX_BULK_OPERATIONS + 1]});
         assert_eq!(parse_bulk_request(&many).unwrap_err().status, 413);
         assert_eq!(parse_bulk_request(&json!({})).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn fail_on_errors_reads_any_integer_of_zero_or_more() {
+        let read = |v: Value| {
+            parse_bulk_request(&json!({"Operations": [], "failOnErrors": v}))
+                .map(|r| r.fail_on_errors)
+                .map_err(|e| (e.status, e.scim_type))
+        };
+        let refused = Err((400, Some(ScimType::InvalidValue)));
+        let cases = [
+            (json!(null), Ok(None)),
+            // 0 tolerates no error: stop at the first, as 1 does.
+            (json!(0), Ok(Some(1))),
+            (json!(1), Ok(Some(1))),
+            (json!(7), Ok(Some(7))),
+            (json!(-1), refused),
+            (json!(1.5), refused),
+            (json!("1"), refused),
+            (json!(true), refused),
+        ];
+        for (v, want) in cases {
+            assert_eq!(read(v.clone()), want, "failOnErrors: {v}");
+        }
         assert_eq!(
-            parse_bulk_request(&json!({"Operations": [], "failOnErrors": 0}))
-                .unwrap_err()
-                .status,
-            400
+            parse_bulk_request(&json!({"Operations": []})).map(|r| r.fail_on_errors),
+            Ok(None)
         );
     }
 }

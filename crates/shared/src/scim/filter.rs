@@ -4,6 +4,11 @@
 //! error, never a panic, and nesting is bounded so hostile input cannot
 //! exhaust the stack. Evaluation against a JSON element (for PATCH value
 //! filters) lives here too; translation to SQL lives in `store::filter_sql`.
+//!
+//! Two readings go beyond the grammar because real clients rely on them,
+//! each only where the meaning is certain: unquoted values (`bare_value`)
+//! and a sub-attribute after a value filter (Entra's
+//! `emails[type eq "work"].value eq "x"`).
 
 use serde_json::{Number, Value};
 
@@ -259,6 +264,9 @@ impl<'a> Parser<'a> {
                 return Err(self.error("expected ']'"));
             }
             self.bump();
+            if self.peek() == Some('.') {
+                return self.sub_attr_after_value_filter(path, inner);
+            }
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
         self.skip_ws();
@@ -272,6 +280,40 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         let value = self.comp_value()?;
         Ok(Filter::Compare(path, op, value))
+    }
+
+    /// `emails[type eq "work"].value eq "x"`: outside RFC 7644's filter
+    /// grammar (only a PATCH path may end in a sub-attribute after a value
+    /// filter), but Entra ID sends it when the work email is the matching
+    /// attribute. It names one thing, an element that matches the value
+    /// filter and whose sub-attribute compares, so it is read as
+    /// `emails[type eq "work" and value eq "x"]`.
+    fn sub_attr_after_value_filter(
+        &mut self,
+        path: AttrPath,
+        inner: Filter,
+    ) -> Result<Filter, ScimError> {
+        self.bump();
+        let word = self.peek_word();
+        let sub = split_attr_path(word)
+            .filter(|a| a.urn.is_none() && a.sub.is_none())
+            .ok_or_else(|| self.error("expected a sub-attribute name after '].'"))?;
+        self.pos += word.len();
+        self.skip_ws();
+        let op_word = self.peek_word();
+        let condition = if op_word.eq_ignore_ascii_case("pr") {
+            self.pos += op_word.len();
+            Filter::Present(sub)
+        } else {
+            let op = CompareOp::parse(op_word).ok_or_else(|| self.error("expected an operator"))?;
+            self.pos += op_word.len();
+            self.skip_ws();
+            Filter::Compare(sub, op, self.comp_value()?)
+        };
+        Ok(Filter::ValuePath(
+            path,
+            Box::new(Filter::And(Box::new(inner), Box::new(condition))),
+        ))
     }
 
     /// `[URN ":"] ATTRNAME ["." subAttr]`.
@@ -319,22 +361,77 @@ impl<'a> Parser<'a> {
                     .find(|c: char| c.is_whitespace() || c == ')' || c == ']')
                     .unwrap_or(rest.len());
                 let word = &rest[..end];
-                let value = match word {
-                    "true" => CompValue::Bool(true),
-                    "false" => CompValue::Bool(false),
-                    "null" => CompValue::Null,
-                    w if w.eq_ignore_ascii_case("true") => CompValue::Bool(true),
-                    w if w.eq_ignore_ascii_case("false") => CompValue::Bool(false),
-                    _ => match serde_json::from_str::<Value>(word) {
-                        Ok(Value::Number(n)) => CompValue::Number(n),
-                        _ => return Err(self.error("expected a value")),
-                    },
-                };
+                let value = bare_value(word).map_err(|why| self.error(&why))?;
                 self.pos += word.len();
+                // Only `and`, `or` or the end of a group may follow a value:
+                // another word means an unquoted value with spaces, whose
+                // end we would have to guess.
+                let after = self.pos;
+                self.skip_ws();
+                let next = self.peek_word();
+                let joins = ["and", "or"].iter().any(|k| next.eq_ignore_ascii_case(k));
+                if self.pos > after && !next.is_empty() && !joins {
+                    return Err(self.error(&format!(
+                        "the value {word:?} is followed by {next:?}: quote a value that contains spaces"
+                    )));
+                }
+                self.pos = after;
                 Ok(value)
             }
         }
     }
+}
+
+/// Words that structure a filter: as a bare value each could as well be a
+/// misplaced keyword, so it must be quoted to be compared with.
+const KEYWORDS: &[&str] = &[
+    "and", "or", "not", "pr", "eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le",
+];
+
+/// An unquoted comparison value. RFC 7644 requires strings to be quoted,
+/// but Microsoft's reference implementation and most SCIM servers read a
+/// bare word as a string, and clients built against them send one
+/// (`userName sw O`, `meta.created gt 2015-10-10T14:38:21.86-07:00`).
+/// `true`, `false` and `null` (in any case: ABNF literals are
+/// case-insensitive) and JSON numbers keep their types. A word whose
+/// meaning would be a guess is refused with the reason.
+fn bare_value(word: &str) -> Result<CompValue, String> {
+    if word.is_empty() {
+        return Err("expected a value".into());
+    }
+    if word.eq_ignore_ascii_case("true") {
+        return Ok(CompValue::Bool(true));
+    }
+    if word.eq_ignore_ascii_case("false") {
+        return Ok(CompValue::Bool(false));
+    }
+    if word.eq_ignore_ascii_case("null") {
+        return Ok(CompValue::Null);
+    }
+    if let Ok(Value::Number(n)) = serde_json::from_str::<Value>(word) {
+        return Ok(CompValue::Number(n));
+    }
+    if KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k)) {
+        return Err(format!(
+            "{word:?} is a filter keyword, not a value: quote it (\"{word}\") to compare with that word"
+        ));
+    }
+    // OData's quotes: stripping them would guess where the value ends
+    // ('Sales Team'), keeping them would match nothing, silently.
+    if word.starts_with('\'') {
+        return Err(format!(
+            "{word:?} is quoted with single quotes: SCIM strings are in double quotes"
+        ));
+    }
+    if word.contains(['"', '(', '[']) {
+        return Err(format!(
+            "{word:?} is not a value: quote strings (a filter compares an attribute with a literal, never with another expression)"
+        ));
+    }
+    if word.contains('\0') {
+        return Err("a NUL character in a value".into());
+    }
+    Ok(CompValue::String(word.to_string()))
 }
 
 fn is_word_char(c: char) -> bool {
@@ -588,6 +685,26 @@ mod tests {
                 ),
             ),
             (
+                r#"emails[type eq "work"].value eq "a@x.com""#,
+                Filter::ValuePath(
+                    AttrPath::simple("emails"),
+                    Box::new(Filter::And(
+                        Box::new(cmp("type", Eq, s("work"))),
+                        Box::new(cmp("value", Eq, s("a@x.com"))),
+                    )),
+                ),
+            ),
+            (
+                r#"emails[type eq "work"].value pr"#,
+                Filter::ValuePath(
+                    AttrPath::simple("emails"),
+                    Box::new(Filter::And(
+                        Box::new(cmp("type", Eq, s("work"))),
+                        Box::new(Filter::Present(AttrPath::simple("value"))),
+                    )),
+                ),
+            ),
+            (
                 r#"userName eq "a \"quoted\" \u00e9""#,
                 cmp("userName", Eq, s("a \"quoted\" é")),
             ),
@@ -609,10 +726,13 @@ mod tests {
             r#"(userName eq "a""#,
             r#"emails[type eq "work""#,
             r#"userName eq "a")"#,
-            "userName eq bareword",
             r#"1abc eq "a""#,
             r#"name.given.x eq "a""#,
             r#"not userName eq "a""#,
+            r#"emails[type eq "work"]. eq "a""#,
+            r#"emails[type eq "work"].value.x eq "a""#,
+            r#"emails[type eq "work"].value xx "a""#,
+            r#"emails[type eq "work"].value eq"#,
             r#"userName eq "a" andtitle pr"#,
         ];
         for input in bad {
@@ -622,6 +742,121 @@ mod tests {
                 err.scim_type,
                 Some(super::super::error::ScimType::InvalidFilter)
             );
+        }
+    }
+
+    /// Unquoted values (Microsoft's reference implementation reads them):
+    /// a bare word is a string, typed literals keep their types, quoted
+    /// values stay exact, and what would be a guess is refused precisely.
+    #[test]
+    fn bare_values_are_read_leniently_and_never_guessed() {
+        use CompareOp::*;
+        let num = |n: &str| CompValue::Number(serde_json::from_str(n).unwrap());
+        let read: Vec<(&str, Filter)> = vec![
+            ("userName sw O", cmp("userName", Sw, s("O"))),
+            (
+                "name.familyName eq Employee",
+                cmp("name.familyName", Eq, s("Employee")),
+            ),
+            (
+                "meta.created gt 2015-10-10T14:38:21.8617979-07:00",
+                cmp("meta.created", Gt, s("2015-10-10T14:38:21.8617979-07:00")),
+            ),
+            (
+                "userName eq bjensen@example.com",
+                cmp("userName", Eq, s("bjensen@example.com")),
+            ),
+            (
+                "userName eq john.smith",
+                cmp("userName", Eq, s("john.smith")),
+            ),
+            (
+                "name.familyName eq O'Brien",
+                cmp("name.familyName", Eq, s("O'Brien")),
+            ),
+            (
+                "externalId eq 8c5f6b2e-entra",
+                cmp("externalId", Eq, s("8c5f6b2e-entra")),
+            ),
+            ("title eq Émile", cmp("title", Eq, s("Émile"))),
+            ("employeeNumber eq 007", cmp("employeeNumber", Eq, s("007"))),
+            // Typed literals keep their types, in any case.
+            ("active eq true", cmp("active", Eq, CompValue::Bool(true))),
+            ("active eq TRUE", cmp("active", Eq, CompValue::Bool(true))),
+            ("active eq False", cmp("active", Eq, CompValue::Bool(false))),
+            ("title eq null", cmp("title", Eq, CompValue::Null)),
+            ("title eq NULL", cmp("title", Eq, CompValue::Null)),
+            ("x eq 42", cmp("x", Eq, num("42"))),
+            ("x eq -1.5", cmp("x", Eq, num("-1.5"))),
+            ("x eq 1e3", cmp("x", Eq, num("1e3"))),
+            // Quoted values stay exact, even when they look typed.
+            (r#"title eq "true""#, cmp("title", Eq, s("true"))),
+            (r#"title eq "null""#, cmp("title", Eq, s("null"))),
+            (r#"x eq "42""#, cmp("x", Eq, s("42"))),
+            (r#"title eq "and""#, cmp("title", Eq, s("and"))),
+            (
+                r#"title eq " Sales Team ""#,
+                cmp("title", Eq, s(" Sales Team ")),
+            ),
+            // A bare value ends where the grammar says: before and/or, a
+            // closing parenthesis or bracket.
+            (
+                "userName sw O and active eq true",
+                Filter::And(
+                    Box::new(cmp("userName", Sw, s("O"))),
+                    Box::new(cmp("active", Eq, CompValue::Bool(true))),
+                ),
+            ),
+            (
+                "(userName eq a OR userName eq b)",
+                Filter::Or(
+                    Box::new(cmp("userName", Eq, s("a"))),
+                    Box::new(cmp("userName", Eq, s("b"))),
+                ),
+            ),
+            (
+                "emails[type eq work]",
+                Filter::ValuePath(
+                    AttrPath::simple("emails"),
+                    Box::new(cmp("type", Eq, s("work"))),
+                ),
+            ),
+        ];
+        for (input, expected) in read {
+            assert_eq!(parse_filter(input).unwrap(), expected, "input: {input}");
+        }
+        // Refused, each with the reason in its detail.
+        let refused = [
+            (
+                "displayName eq Sales Team",
+                "quote a value that contains spaces",
+            ),
+            ("title eq pr", "is a filter keyword"),
+            ("title eq and", "is a filter keyword"),
+            ("title eq AND active eq true", "is a filter keyword"),
+            ("title eq Not", "is a filter keyword"),
+            ("userName eq eq", "is a filter keyword"),
+            (r#"userName eq bjensen""#, "quote strings"),
+            (r#"userName eq emails[type eq "work"]"#, "quote strings"),
+            ("userName eq f(x)", "quote strings"),
+            ("userName eq 'bjensen'", "SCIM strings are in double quotes"),
+            (
+                "displayName eq 'Sales Team'",
+                "SCIM strings are in double quotes",
+            ),
+            ("userName eq", "expected a value"),
+            ("(userName eq )", "expected a value"),
+            ("userName eq a\u{0}b", "NUL"),
+        ];
+        for (input, why) in refused {
+            let err = parse_filter(input).unwrap_err();
+            assert_eq!(err.status, 400, "input: {input}");
+            assert_eq!(
+                err.scim_type,
+                Some(super::super::error::ScimType::InvalidFilter),
+                "input: {input}"
+            );
+            assert!(err.detail.contains(why), "input: {input}: {}", err.detail);
         }
     }
 

@@ -490,6 +490,18 @@ fn compare(
         CompareOp::Co | CompareOp::Sw | CompareOp::Ew => "LIKE",
     };
     let is_json = expr.contains("->>");
+    // Entra sends booleans as strings ("True"): compare them as booleans,
+    // as PATCH value filters do (`filter::matches`).
+    let as_bool;
+    let value = match (kind, value) {
+        (Kind::Bool, CompValue::String(s))
+            if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+        {
+            as_bool = CompValue::Bool(s.eq_ignore_ascii_case("true"));
+            &as_bool
+        }
+        _ => value,
+    };
     // The left side and how the bound value is wrapped, per kind.
     let (lhs, bind, wrap): (String, Bind, (&str, &str)) = match (kind, value) {
         (Kind::Bool, CompValue::Bool(b)) => {
@@ -534,6 +546,23 @@ fn compare(
                     ("lower(", ")"),
                 )
             }
+        }
+        // Literals keep their types (an unquoted number is a number), so
+        // say how to write the value the attribute takes.
+        (Kind::Text, CompValue::Number(n)) => {
+            return Err(ScimError::invalid_filter(format!(
+                "{path} is a string: quote the value (\"{n}\")"
+            )))
+        }
+        (Kind::Time, _) => {
+            return Err(ScimError::invalid_filter(format!(
+                "{path} is a dateTime: compare it with an RFC 3339 timestamp"
+            )))
+        }
+        (Kind::Bool, _) => {
+            return Err(ScimError::invalid_filter(format!(
+                "{path} is a boolean: compare it with true or false"
+            )))
         }
         _ => {
             return Err(ScimError::invalid_filter(format!(
@@ -607,6 +636,29 @@ mod tests {
                 Some(crate::scim::ScimType::InvalidFilter),
                 "{f}"
             );
+        }
+        // A literal of the wrong type: the detail says what to send.
+        for (f, why) in [
+            (
+                "externalId eq 12345",
+                r#"externalId is a string: quote the value ("12345")"#,
+            ),
+            ("userName eq true", "userName cannot be compared"),
+            ("meta.created gt 2015", "meta.created is a dateTime"),
+            (
+                r#"active eq "yes""#,
+                "active is a boolean: compare it with true or false",
+            ),
+        ] {
+            let err = sql(f).unwrap_err();
+            assert!(err.detail.contains(why), "{f}: {}", err.detail);
+        }
+        // Booleans as strings, as Entra sends them, are booleans.
+        for (quoted, bare) in [
+            (r#"active eq "True""#, "active eq true"),
+            (r#"emails[primary eq "FALSE"]"#, "emails[primary eq false]"),
+        ] {
+            assert_eq!(sql(quoted).unwrap(), sql(bare).unwrap(), "{quoted}");
         }
     }
 
