@@ -258,6 +258,8 @@ pub struct NewDeadLetter<'a> {
     pub payload: &'a [u8],
     pub reason: &'a str,
     pub attempts: i32,
+    /// The letter it was replayed from, if this is a replay failing again.
+    pub replay_of: Option<i64>,
 }
 
 pub fn record_dead_letter(
@@ -275,6 +277,7 @@ pub fn record_dead_letter(
             dead_letters::payload.eq(d.payload),
             dead_letters::reason.eq(d.reason),
             dead_letters::attempts.eq(d.attempts),
+            dead_letters::replay_of.eq(d.replay_of),
         ))
         .returning(dead_letters::id)
         .get_result(conn)?)

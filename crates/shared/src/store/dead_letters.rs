@@ -36,6 +36,8 @@ pub struct DeadLetterRow {
     pub created_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolution: Option<String>,
+    /// The letter this one was replayed from, when its replay failed again.
+    pub replay_of: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -52,14 +54,54 @@ pub struct ActionRow {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Hold {
     pub open: bool,
-    pub replaying: Vec<Uuid>,
+    /// The earliest place in the key's order that an open letter takes:
+    /// its own id, or for a replay that failed again the id of the letter
+    /// it was replayed from. A replay whose letter comes later stays held.
+    pub open_from: Option<i64>,
+    /// Replays in flight: (command id, the letter being replayed).
+    pub replaying: Vec<(Uuid, i64)>,
+}
+
+impl Hold {
+    /// A new open letter at `position` (see `open_from`).
+    pub fn opened(&mut self, position: i64) {
+        self.open = true;
+        self.open_from = Some(self.open_from.map_or(position, |p| p.min(position)));
+    }
+
+    /// Take `command_id` out of the replays in flight: its letter's id, and
+    /// whether it may be applied (no open letter comes before it).
+    pub fn take_replay(&mut self, command_id: Uuid) -> Option<(i64, bool)> {
+        let i = self
+            .replaying
+            .iter()
+            .position(|(id, _)| *id == command_id)?;
+        let (_, letter) = self.replaying.remove(i);
+        let free = self.open_from.is_none_or(|p| p > letter);
+        Some((letter, free))
+    }
+
+    /// Is a command that is not a replay held?
+    pub fn holds_new_commands(&self) -> bool {
+        self.open || !self.replaying.is_empty()
+    }
+}
+
+/// What may go into a text column: PostgreSQL text and jsonb hold no NUL.
+pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 pub fn holds(
     conn: &mut PgConnection,
     keys: &[String],
 ) -> Result<HashMap<String, Hold>, StoreError> {
-    let rows: Vec<(Option<String>, String, Option<Uuid>)> = dead_letters::table
+    type Row = (Option<String>, String, Option<Uuid>, i64, Option<i64>);
+    let rows: Vec<Row> = dead_letters::table
         .filter(dead_letters::status.eq_any([OPEN, REPLAYING]))
         .filter(dead_letters::kafka_key.eq_any(keys))
         .order(dead_letters::id)
@@ -67,15 +109,17 @@ pub fn holds(
             dead_letters::kafka_key,
             dead_letters::status,
             dead_letters::command_id,
+            dead_letters::id,
+            dead_letters::replay_of,
         ))
         .load(conn)?;
     let mut out: HashMap<String, Hold> = HashMap::new();
-    for (key, status, command_id) in rows {
+    for (key, status, command_id, id, replay_of) in rows {
         let Some(key) = key else { continue };
         let hold = out.entry(key).or_default();
         match (status.as_str(), command_id) {
-            (REPLAYING, Some(id)) => hold.replaying.push(id),
-            _ => hold.open = true,
+            (REPLAYING, Some(command)) => hold.replaying.push((command, id)),
+            _ => hold.opened(replay_of.unwrap_or(id)),
         }
     }
     Ok(out)
@@ -97,8 +141,9 @@ pub fn find_by_command(
         .optional()?)
 }
 
-pub fn mark_replayed(conn: &mut PgConnection, command_id: Uuid) -> Result<(), StoreError> {
-    diesel::update(
+/// Returns the newest letter it closed, if any.
+pub fn mark_replayed(conn: &mut PgConnection, command_id: Uuid) -> Result<Option<i64>, StoreError> {
+    let closed: Vec<i64> = diesel::update(
         dead_letters::table
             .filter(dead_letters::command_id.eq(command_id))
             .filter(dead_letters::status.eq(REPLAYING)),
@@ -107,8 +152,18 @@ pub fn mark_replayed(conn: &mut PgConnection, command_id: Uuid) -> Result<(), St
         dead_letters::status.eq(REPLAYED),
         dead_letters::resolved_at.eq(Some(Utc::now())),
     ))
-    .execute(conn)?;
-    Ok(())
+    .returning(dead_letters::id)
+    .get_results(conn)?;
+    Ok(closed.into_iter().max())
+}
+
+/// The letters replayed from `id` that failed again, oldest first.
+pub fn replayed_as(conn: &mut PgConnection, id: i64) -> Result<Vec<i64>, StoreError> {
+    Ok(dead_letters::table
+        .filter(dead_letters::replay_of.eq(id))
+        .order(dead_letters::id)
+        .select(dead_letters::id)
+        .load(conn)?)
 }
 
 pub fn list(
@@ -227,10 +282,56 @@ pub fn replay(
             }
         }
         chosen.sort_by_key(|r| r.id);
+        let chosen_ids: Vec<i64> = chosen.iter().map(|r| r.id).collect();
+        // Open letters of the same keys left out of this replay: one that
+        // comes earlier in its key's order must be replayed first (P2).
+        let others: Vec<(Option<String>, i64, Option<i64>)> = dead_letters::table
+            .filter(dead_letters::status.eq(OPEN))
+            .filter(dead_letters::kafka_key.eq_any(&keys))
+            .filter(dead_letters::id.ne_all(&chosen_ids))
+            .order(dead_letters::id)
+            .select((
+                dead_letters::kafka_key,
+                dead_letters::id,
+                dead_letters::replay_of,
+            ))
+            .load(conn)?;
+        let mut refused_keys: Vec<String> = Vec::new();
         for row in chosen {
             if row.status != OPEN {
                 out.skipped
                     .push((row.id, format!("already {}", row.status)));
+                continue;
+            }
+            if let Err(why) = replayable(&row.payload) {
+                out.skipped.push((
+                    row.id,
+                    format!(
+                        "its payload cannot be decoded ({why}); nothing about it can have changed, so replaying it would only dead-letter it again: discard it"
+                    ),
+                ));
+                refused_keys.extend(row.kafka_key.clone());
+                continue;
+            }
+            let position = row.replay_of.unwrap_or(row.id);
+            let earlier = others.iter().find(|(key, id, replay_of)| {
+                *key == row.kafka_key && replay_of.unwrap_or(*id) < position
+            });
+            if let Some((_, earlier, _)) = earlier {
+                out.skipped.push((
+                    row.id,
+                    format!(
+                        "dead letter {earlier} holds an earlier command for the same resource: replay (or discard) it first"
+                    ),
+                ));
+                refused_keys.extend(row.kafka_key.clone());
+                continue;
+            }
+            if row.kafka_key.as_ref().is_some_and(|k| refused_keys.contains(k)) {
+                out.skipped.push((
+                    row.id,
+                    "an earlier letter of the same resource was not replayed".into(),
+                ));
                 continue;
             }
             enqueue_message(
@@ -257,6 +358,20 @@ pub fn replay(
         }
         Ok(out)
     })
+}
+
+/// Can the payload be applied once replayed? A command, or a batch of
+/// them as an older processor dead-lettered it whole.
+fn replayable(payload: &[u8]) -> Result<(), String> {
+    if crate::command::CommandBatch::is_batch(payload) {
+        let commands = crate::command::CommandBatch::split(payload)
+            .map_err(|e| format!("undecodable command batch: {e}"))?;
+        for (_, envelope) in commands {
+            crate::command::CommandEnvelope::decode(&envelope)?;
+        }
+        return Ok(());
+    }
+    crate::command::CommandEnvelope::decode(payload).map(|_| ())
 }
 
 /// Give up on a dead letter, with a reason. Its key is released once no
@@ -310,4 +425,51 @@ pub fn replay_held_for_suspension(
         return Ok(Resolution::default());
     }
     replay(conn, Some(&ids), None, actor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replay_passes_its_key_only_with_no_open_letter_before_its_own() {
+        let (c1, c2) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        // (open letters at these places, replays in flight, the replay
+        // taken, what comes back)
+        type Case = (&'static [i64], Vec<(Uuid, i64)>, Uuid, Option<(i64, bool)>);
+        let cases: Vec<Case> = vec![
+            // Nothing open: it passes.
+            (&[], vec![(c1, 10)], c1, Some((10, true))),
+            // An open letter after it (a command held behind the replay).
+            (&[12], vec![(c1, 10)], c1, Some((10, true))),
+            // An open letter before it: a replay ahead of it that failed
+            // again (placed where the letter it came from was).
+            (&[5], vec![(c1, 10)], c1, Some((10, false))),
+            (&[12, 5], vec![(c1, 10), (c2, 11)], c2, Some((11, false))),
+            // Not a replay in flight.
+            (&[], vec![(c1, 10)], c2, None),
+        ];
+        for (open, replaying, taken, want) in cases {
+            let mut hold = Hold {
+                replaying: replaying.clone(),
+                ..Hold::default()
+            };
+            for &at in open {
+                hold.opened(at);
+            }
+            assert_eq!(hold.take_replay(taken), want, "{open:?} {replaying:?}");
+            assert_eq!(
+                hold.holds_new_commands(),
+                !open.is_empty() || !hold.replaying.is_empty()
+            );
+        }
+    }
+
+    #[test]
+    fn text_for_the_database_holds_no_nul() {
+        let cases = [("t/u", "t/u"), ("t/\0u", "t/\u{fffd}u"), ("", "")];
+        for (text, stored) in cases {
+            assert_eq!(storable(text), stored, "{text:?}");
+        }
+    }
 }
