@@ -291,11 +291,11 @@ pub fn run_batch_with(
             // A replay may pass its held key, in order: no open letter of
             // the key may come before its own.
             let hold = msg.key.as_ref().and_then(|k| held.get_mut(k));
-            let (replay_of, hold_state) = match hold {
+            let (replay, hold_state) = match hold {
                 Some(hold) => match hold.take_replay(env.command_id) {
-                    Some((letter, free)) => {
+                    Some(r) => {
                         let closed = mark_replayed(conn, env.command_id)?;
-                        (closed.or(Some(letter)), held_if(!free))
+                        (closed.or(Some((r.letter, r.position))), held_if(!r.free))
                     }
                     None => (None, held_if(hold.holds_new_commands())),
                 },
@@ -309,7 +309,7 @@ pub fn run_batch_with(
                 command_id: Some(env.command_id),
                 tenant_id: Some(env.tenant_id),
                 reason: reason.to_string(),
-                replay_of,
+                replay_of: replay,
             };
             // P2: nothing for a resource overtakes its dead letter.
             if decide(settings.attempt, Failure::None, hold_state) == Decision::Hold {
@@ -446,8 +446,9 @@ pub struct Letter {
     pub command_id: Option<Uuid>,
     pub tenant_id: Option<Uuid>,
     pub reason: String,
-    /// The letter it was replayed from, when a replay fails again.
-    pub replay_of: Option<i64>,
+    /// When a replay fails again: the letter it was replayed from, and
+    /// that letter's place in its key's order, which the new one keeps.
+    pub replay_of: Option<(i64, i64)>,
 }
 
 fn dead_letter(
@@ -461,7 +462,7 @@ fn dead_letter(
     if let (Some(k), Disposition::DeadLettered { dead_letter_id, .. }) = (&msg.key, &disposition) {
         held.entry(storable(k).into_owned())
             .or_default()
-            .opened(letter.replay_of.unwrap_or(*dead_letter_id));
+            .opened(letter.replay_of.map_or(*dead_letter_id, |(_, at)| at));
     }
     Ok(disposition)
 }
@@ -492,7 +493,8 @@ pub fn record(
             payload: &msg.payload,
             reason: &reason,
             attempts,
-            replay_of: letter.replay_of,
+            replay_of: letter.replay_of.map(|(id, _)| id),
+            replay_origin: letter.replay_of.map(|(_, at)| at),
         },
     )?;
     enqueue_message(

@@ -38,6 +38,15 @@ pub struct DeadLetterRow {
     pub resolution: Option<String>,
     /// The letter this one was replayed from, when its replay failed again.
     pub replay_of: Option<i64>,
+    /// The first letter of that chain of replays.
+    pub replay_origin: Option<i64>,
+}
+
+impl DeadLetterRow {
+    /// Where it stands in its key's order: where its command first failed.
+    pub fn position(&self) -> i64 {
+        self.replay_origin.unwrap_or(self.id)
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -54,12 +63,11 @@ pub struct ActionRow {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Hold {
     pub open: bool,
-    /// The earliest place in the key's order that an open letter takes:
-    /// its own id, or for a replay that failed again the id of the letter
-    /// it was replayed from. A replay whose letter comes later stays held.
+    /// The earliest place in the key's order an open letter takes
+    /// (`DeadLetterRow::position`). A replay placed after it stays held.
     pub open_from: Option<i64>,
-    /// Replays in flight: (command id, the letter being replayed).
-    pub replaying: Vec<(Uuid, i64)>,
+    /// Replays in flight: command id, the letter being replayed, its place.
+    pub replaying: Vec<(Uuid, i64, i64)>,
 }
 
 impl Hold {
@@ -69,22 +77,33 @@ impl Hold {
         self.open_from = Some(self.open_from.map_or(position, |p| p.min(position)));
     }
 
-    /// Take `command_id` out of the replays in flight: its letter's id, and
-    /// whether it may be applied (no open letter comes before it).
-    pub fn take_replay(&mut self, command_id: Uuid) -> Option<(i64, bool)> {
+    /// Take `command_id` out of the replays in flight: its letter's id and
+    /// place, and whether it may be applied (no open letter before it).
+    pub fn take_replay(&mut self, command_id: Uuid) -> Option<Replay> {
         let i = self
             .replaying
             .iter()
-            .position(|(id, _)| *id == command_id)?;
-        let (_, letter) = self.replaying.remove(i);
-        let free = self.open_from.is_none_or(|p| p > letter);
-        Some((letter, free))
+            .position(|(id, _, _)| *id == command_id)?;
+        let (_, letter, position) = self.replaying.remove(i);
+        Some(Replay {
+            letter,
+            position,
+            free: self.open_from.is_none_or(|p| p > position),
+        })
     }
 
     /// Is a command that is not a replay held?
     pub fn holds_new_commands(&self) -> bool {
         self.open || !self.replaying.is_empty()
     }
+}
+
+/// A replay in flight, as its command comes back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replay {
+    pub letter: i64,
+    pub position: i64,
+    pub free: bool,
 }
 
 /// What may go into a text column: PostgreSQL text and jsonb hold no NUL.
@@ -110,16 +129,17 @@ pub fn holds(
             dead_letters::status,
             dead_letters::command_id,
             dead_letters::id,
-            dead_letters::replay_of,
+            dead_letters::replay_origin,
         ))
         .load(conn)?;
     let mut out: HashMap<String, Hold> = HashMap::new();
-    for (key, status, command_id, id, replay_of) in rows {
+    for (key, status, command_id, id, origin) in rows {
         let Some(key) = key else { continue };
         let hold = out.entry(key).or_default();
+        let position = origin.unwrap_or(id);
         match (status.as_str(), command_id) {
-            (REPLAYING, Some(command)) => hold.replaying.push((command, id)),
-            _ => hold.opened(replay_of.unwrap_or(id)),
+            (REPLAYING, Some(command)) => hold.replaying.push((command, id, position)),
+            _ => hold.opened(position),
         }
     }
     Ok(out)
@@ -141,9 +161,13 @@ pub fn find_by_command(
         .optional()?)
 }
 
-/// Returns the newest letter it closed, if any.
-pub fn mark_replayed(conn: &mut PgConnection, command_id: Uuid) -> Result<Option<i64>, StoreError> {
-    let closed: Vec<i64> = diesel::update(
+/// Returns the newest letter it closed and that letter's place
+/// (`DeadLetterRow::position`), if any.
+pub fn mark_replayed(
+    conn: &mut PgConnection,
+    command_id: Uuid,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let closed: Vec<(i64, Option<i64>)> = diesel::update(
         dead_letters::table
             .filter(dead_letters::command_id.eq(command_id))
             .filter(dead_letters::status.eq(REPLAYING)),
@@ -152,9 +176,12 @@ pub fn mark_replayed(conn: &mut PgConnection, command_id: Uuid) -> Result<Option
         dead_letters::status.eq(REPLAYED),
         dead_letters::resolved_at.eq(Some(Utc::now())),
     ))
-    .returning(dead_letters::id)
+    .returning((dead_letters::id, dead_letters::replay_origin))
     .get_results(conn)?;
-    Ok(closed.into_iter().max())
+    Ok(closed
+        .into_iter()
+        .max()
+        .map(|(id, origin)| (id, origin.unwrap_or(id))))
 }
 
 /// The letters replayed from `id` that failed again, oldest first.
@@ -265,37 +292,36 @@ pub fn replay(
             }
         };
         let mut out = Resolution::default();
-        // Later open letters of the same keys come along, in order.
+        // Later open letters of the same keys come along, in their key's
+        // order; an earlier one left out means this replay must wait (P2).
         let keys: Vec<String> = chosen.iter().filter_map(|r| r.kafka_key.clone()).collect();
-        let first_id = chosen.iter().map(|r| r.id).min().unwrap_or(0);
-        let followers: Vec<DeadLetterRow> = dead_letters::table
+        let mut first: HashMap<String, i64> = HashMap::new();
+        for r in &chosen {
+            if let Some(k) = &r.kafka_key {
+                let p = first.entry(k.clone()).or_insert(r.position());
+                *p = (*p).min(r.position());
+            }
+        }
+        let open_of_keys: Vec<DeadLetterRow> = dead_letters::table
             .filter(dead_letters::status.eq(OPEN))
             .filter(dead_letters::kafka_key.eq_any(&keys))
-            .filter(dead_letters::id.gt(first_id))
             .order(dead_letters::id)
             .select(DeadLetterRow::as_select())
             .for_update()
             .load(conn)?;
-        for f in followers {
-            if !chosen.iter().any(|c| c.id == f.id) {
+        let mut others: Vec<(Option<String>, i64, i64)> = Vec::new();
+        for f in open_of_keys {
+            if chosen.iter().any(|c| c.id == f.id) {
+                continue;
+            }
+            let starts = f.kafka_key.as_ref().and_then(|k| first.get(k)).copied();
+            if starts.is_some_and(|p| f.position() > p) {
                 chosen.push(f);
+            } else {
+                others.push((f.kafka_key.clone(), f.id, f.position()));
             }
         }
-        chosen.sort_by_key(|r| r.id);
-        let chosen_ids: Vec<i64> = chosen.iter().map(|r| r.id).collect();
-        // Open letters of the same keys left out of this replay: one that
-        // comes earlier in its key's order must be replayed first (P2).
-        let others: Vec<(Option<String>, i64, Option<i64>)> = dead_letters::table
-            .filter(dead_letters::status.eq(OPEN))
-            .filter(dead_letters::kafka_key.eq_any(&keys))
-            .filter(dead_letters::id.ne_all(&chosen_ids))
-            .order(dead_letters::id)
-            .select((
-                dead_letters::kafka_key,
-                dead_letters::id,
-                dead_letters::replay_of,
-            ))
-            .load(conn)?;
+        chosen.sort_by_key(|r| (r.position(), r.id));
         let mut refused_keys: Vec<String> = Vec::new();
         for row in chosen {
             if row.status != OPEN {
@@ -313,10 +339,10 @@ pub fn replay(
                 refused_keys.extend(row.kafka_key.clone());
                 continue;
             }
-            let position = row.replay_of.unwrap_or(row.id);
-            let earlier = others.iter().find(|(key, id, replay_of)| {
-                *key == row.kafka_key && replay_of.unwrap_or(*id) < position
-            });
+            let position = row.position();
+            let earlier = others
+                .iter()
+                .find(|(key, _, at)| *key == row.kafka_key && *at < position);
             if let Some((_, earlier, _)) = earlier {
                 out.skipped.push((
                     row.id,
@@ -436,18 +462,31 @@ mod tests {
         let (c1, c2) = (Uuid::from_u128(1), Uuid::from_u128(2));
         // (open letters at these places, replays in flight, the replay
         // taken, what comes back)
-        type Case = (&'static [i64], Vec<(Uuid, i64)>, Uuid, Option<(i64, bool)>);
+        type Case = (
+            &'static [i64],
+            Vec<(Uuid, i64, i64)>,
+            Uuid,
+            Option<(i64, bool)>,
+        );
         let cases: Vec<Case> = vec![
             // Nothing open: it passes.
-            (&[], vec![(c1, 10)], c1, Some((10, true))),
+            (&[], vec![(c1, 10, 10)], c1, Some((10, true))),
             // An open letter after it (a command held behind the replay).
-            (&[12], vec![(c1, 10)], c1, Some((10, true))),
+            (&[12], vec![(c1, 10, 10)], c1, Some((10, true))),
             // An open letter before it: a replay ahead of it that failed
-            // again (placed where the letter it came from was).
-            (&[5], vec![(c1, 10)], c1, Some((10, false))),
-            (&[12, 5], vec![(c1, 10), (c2, 11)], c2, Some((11, false))),
+            // again (placed where its command first failed).
+            (&[5], vec![(c1, 10, 10)], c1, Some((10, false))),
+            (
+                &[12, 5],
+                vec![(c1, 10, 10), (c2, 11, 11)],
+                c2,
+                Some((11, false)),
+            ),
+            // A replay that failed before keeps its first place, ahead of
+            // letters written since.
+            (&[7], vec![(c1, 9, 3)], c1, Some((9, true))),
             // Not a replay in flight.
-            (&[], vec![(c1, 10)], c2, None),
+            (&[], vec![(c1, 10, 10)], c2, None),
         ];
         for (open, replaying, taken, want) in cases {
             let mut hold = Hold {
@@ -457,7 +496,8 @@ mod tests {
             for &at in open {
                 hold.opened(at);
             }
-            assert_eq!(hold.take_replay(taken), want, "{open:?} {replaying:?}");
+            let got = hold.take_replay(taken).map(|r| (r.letter, r.free));
+            assert_eq!(got, want, "{open:?} {replaying:?}");
             assert_eq!(
                 hold.holds_new_commands(),
                 !open.is_empty() || !hold.replaying.is_empty()

@@ -74,6 +74,7 @@ diesel::table! {
         resolution -> Nullable<Text>,
         status -> Text,
         replay_of -> Nullable<BigInt>,
+        replay_origin -> Nullable<BigInt>,
     }
 }
 
