@@ -59,7 +59,7 @@ pub fn new_user(conn: &mut PgConnection, tenant_id: Uuid, email: &str) -> Uuid {
             active: true,
             primary_role: "analyst".into(),
             permission: "user".into(),
-            attrs: json!({"userName": email, "emails": [{"value": email, "primary": true}]}),
+            attrs: json!({"userName": email, "emails": [{"value": email, "type": "work", "primary": true}]}),
             scim_managed: true,
             version: 1,
             created_at: now,
