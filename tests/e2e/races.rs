@@ -181,11 +181,11 @@ fn a_tenant_deletion_waits_for_a_batch_applying_the_tenants_commands() {
     let stack = Stack::new("race_batch_first");
     let mut applying = stack.db();
     let tenant_id = new_tenant(&mut applying);
-    // A batch has share-locked the tenant and is writing a user.
+    // A batch has share-locked the tenant and found it live; it has
+    // written nothing yet.
     sql(&mut applying, "BEGIN");
     let locked = tenants::lock_for_batch(&mut applying, &[tenant_id]).expect("lock");
     assert_eq!(locked.len(), 1);
-    new_user(&mut applying, tenant_id, "mid@race.example");
     let deletion = on_another_connection(&stack, move |conn| {
         tenants::delete(conn, tenant_id, &[])
             .map_err(|e| e.to_string())
@@ -196,6 +196,8 @@ fn a_tenant_deletion_waits_for_a_batch_applying_the_tenants_commands() {
         deletion.try_recv().is_err(),
         "the deletion went ahead of the batch"
     );
+    // Its write, made believing the tenant live, is purged with it.
+    new_user(&mut applying, tenant_id, "mid@race.example");
     sql(&mut applying, "COMMIT");
     let purged = deletion
         .recv_timeout(Duration::from_secs(30))
