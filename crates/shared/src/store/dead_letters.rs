@@ -1,5 +1,7 @@
 //! Dead letters after they are written (P4): which keys they hold, and the
-//! operator's list / show / replay / discard, each recorded.
+//! operator's list / show / replay / discard, each recorded. A replay that
+//! fails again is a new letter naming the one it came from (`replay_of`)
+//! and keeping its place in its key's order (`replay_origin`).
 
 use std::collections::HashMap;
 
@@ -261,8 +263,11 @@ pub struct Resolution {
 /// outbox (so onto the command topic after this transaction commits) with
 /// its original key, and is marked `replaying`, which keeps its key held
 /// until the processor applies it. Replaying one letter replays every later
-/// open letter of the same key too, in order, so nothing overtakes.
-/// Letters not open are skipped, so a replay happens once.
+/// open letter of the same key too, in the key's order
+/// (`DeadLetterRow::position`), so nothing overtakes. Skipped, with the
+/// reason: letters not open (a replay happens once), a letter with an
+/// earlier open letter of its key left out (replay that one first), and a
+/// payload that cannot be decoded (it would only come back; discard it).
 pub fn replay(
     conn: &mut PgConnection,
     ids: Option<&[i64]>,
