@@ -122,7 +122,9 @@ pub enum DlqCmd {
         json: bool,
     },
     /// Send dead letters back through the normal path, once. Later dead
-    /// letters of the same resource are replayed with them, in order.
+    /// letters of the same resource are replayed with them, in order; a
+    /// letter behind an earlier open one of its resource, or whose payload
+    /// cannot be decoded, is refused with the reason.
     Replay {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         id: Option<i64>,
@@ -161,8 +163,12 @@ pub async fn dlq(cmd: DlqCmd) -> anyhow::Result<()> {
                 println!("no dead letters");
             } else {
                 for r in rows {
+                    let replay_of = r
+                        .replay_of
+                        .map(|p| format!("  replay of {p}"))
+                        .unwrap_or_default();
                     println!(
-                        "{:>6}  {:<9}  {}  tenant={}  key={}  {}",
+                        "{:>6}  {:<9}  {}  tenant={}  key={}  {}{replay_of}",
                         r.id,
                         r.status,
                         r.created_at.format("%Y-%m-%d %H:%M:%S"),
@@ -177,14 +183,19 @@ pub async fn dlq(cmd: DlqCmd) -> anyhow::Result<()> {
             Ok(())
         }
         DlqCmd::Show { id, json } => {
-            let (row, actions) = with_db(move |conn, _| {
-                dead_letters::find(conn, id)?.ok_or_else(|| anyhow::anyhow!("no dead letter {id}"))
+            let (row, actions, replayed_as) = with_db(move |conn, _| {
+                let (row, actions) = dead_letters::find(conn, id)?
+                    .ok_or_else(|| anyhow::anyhow!("no dead letter {id}"))?;
+                Ok((row, actions, dead_letters::replayed_as(conn, id)?))
             })
             .await?;
             let payload: Value = serde_json::from_slice(&row.payload).unwrap_or_else(|_| {
                 Value::String(String::from_utf8_lossy(&row.payload).into_owned())
             });
-            let shown = json!({"dead_letter": row, "payload": payload, "actions": actions});
+            // `replay_of`: the letter this replay failed again from;
+            // `replayed_as`: the letters its own replays became.
+            let shown = json!({"dead_letter": row, "payload": payload, "actions": actions,
+                               "replay_of": row.replay_of, "replayed_as": replayed_as});
             if json {
                 println!("{shown}");
             } else {
@@ -585,6 +596,7 @@ pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
                 c.tenant_rate, c.tenant_burst
             );
             println!("  db_pool_size:       {}", c.db_pool_size);
+            println!("  read_ahead_bytes:   {}", c.read_ahead_bytes);
             if let Ok(path) = std::env::var("SCIMFLOW_CONFIG") {
                 println!("  (environment over the file {path})");
             }

@@ -1,7 +1,21 @@
-//! The consume → apply → reply → commit loop.
+//! The consumer loop, as small stages over one batch at a time:
+//!
+//! 1. **receive**: messages off the command topic, split into commands
+//!    (`commands_of`), into the read-ahead window, bounded by count and
+//!    bytes (`Pipeline::fill`);
+//! 2. **window**: the next batch, shared fairly between tenants (`fair`);
+//! 3. **apply**: one transaction, retried, isolated or dead-lettered as
+//!    `policy::decide` says (`Pipeline::apply`);
+//! 4. **reply**: the outcomes to each ingress waiting for them (`reply`);
+//! 5. **commit**: the offsets below which everything is applied (`commit`).
+//!
+//! Sentry's arroyo (its strategies and `DlqPolicy`) is the model: each
+//! stage does one thing, and what happens to a message that fails is one
+//! policy's decision, not the loop's.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,18 +32,17 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use scimflow_shared::bus::{self, headers, Topics};
-use scimflow_shared::command::{CommandBatch, Outcome, ReplyBatch};
+use scimflow_shared::command::{CommandBatch, Outcome, ReplyBatch, ReplyShape};
 use scimflow_shared::config::Config;
-use scimflow_shared::store::{self, PgPool};
+use scimflow_shared::store::{self, PgPool, StoreError};
 use scimflow_shared::ScimError;
 
-use crate::batch::{run_batch, BatchSettings, Disposition, Inbound};
+use crate::batch::{
+    dead_letter_alone, panic_message, run_batch, BatchError, BatchSettings, Disposition, Inbound,
+};
 use crate::fair::{Position, Window};
+use crate::policy::{decide, Attempt, Decision, Failure, HoldState, Mode};
 use crate::{metrics, relay};
-
-/// Failed attempts of one batch before commands that keep failing with a
-/// database error are dead-lettered one by one instead.
-const ATTEMPTS_BEFORE_ISOLATING: u32 = 5;
 
 /// How far the processor reads ahead of what it has applied, in batches:
 /// the span over which tenants share its capacity fairly (`fair.rs`).
@@ -86,12 +99,20 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     .await
     .with_context(|| format!("binding the admin listener {}", config.processor_admin_addr))?;
 
-    let topics = Arc::new(topics);
-    let mut inbox = Inbox {
-        window: Window::default(),
-        revoked,
+    let mut pipeline = Pipeline {
+        consumer,
+        producer,
+        pool,
+        topics: Arc::new(topics),
+        inbox: Inbox {
+            window: Window::default(),
+            revoked,
+        },
+        batch_max: config.batch_max,
+        batch_linger: config.batch_linger,
+        window_max: config.batch_max.saturating_mul(WINDOW_BATCHES),
+        window_bytes: config.read_ahead_bytes,
     };
-    let window_max = config.batch_max.saturating_mul(WINDOW_BATCHES);
     let mut last_gauges = std::time::Instant::now();
     let mut watchdog = IdleWatchdog::default();
     let mut watchdog_tick = tokio::time::interval(IdleWatchdog::INTERVAL);
@@ -101,67 +122,33 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         if *shutdown.borrow() {
             break;
         }
-        if inbox.window.is_empty() {
+        if pipeline.inbox.window.is_empty() {
             let first = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
-                m = consumer.recv() => m,
+                m = pipeline.consumer.recv() => m,
                 _ = watchdog_tick.tick() => {
-                    watchdog.check(&consumer, &topics.commands());
+                    watchdog.check(&pipeline.consumer, &pipeline.topics.commands());
                     // Idle: refresh the gauges, or they keep the last busy
                     // moment's lag and backlog.
-                    observe_lag(&consumer, &pool, &inbox.window).await;
+                    pipeline.observe_lag().await;
                     continue;
                 }
             };
             match first {
-                Ok(m) => inbox.receive(&m),
+                Ok(m) => pipeline.inbox.receive(&m),
                 Err(e) => {
                     tracing::warn!(error = %e, "kafka receive error");
                     continue;
                 }
             }
         }
-        // Linger for a full batch; past that, read ahead only what has
-        // already arrived, up to the window.
-        let linger_until = tokio::time::Instant::now() + config.batch_linger;
-        while inbox.window.len() < window_max {
-            let until = if inbox.window.len() >= config.batch_max {
-                tokio::time::Instant::now()
-            } else {
-                linger_until
-            };
-            match tokio::time::timeout_at(until, consumer.recv()).await {
-                Ok(Ok(m)) => inbox.receive(&m),
-                Ok(Err(e)) => tracing::warn!(error = %e, "kafka receive error"),
-                Err(_) => break,
-            }
-        }
-        inbox.forget_revoked();
-        let batch: Vec<Received> = inbox
-            .window
-            .take_batch(config.batch_max)
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
+        pipeline.fill().await;
+        let batch = pipeline.take_batch();
         if batch.is_empty() {
             continue;
         }
-        tracing::debug!(
-            size = batch.len(),
-            still_waiting = inbox.window.len(),
-            "batch taken"
-        );
         let inbound: Vec<Inbound> = batch.iter().map(|r| r.inbound.clone()).collect();
-        let Some(dispositions) = apply_with_retries(
-            &consumer,
-            &pool,
-            &topics,
-            inbound.clone(),
-            &mut shutdown,
-            &mut inbox,
-        )
-        .await
-        else {
+        let Some(dispositions) = pipeline.apply(&inbound, &mut shutdown).await else {
             // Shutting down mid-retry: nothing committed, nothing acknowledged;
             // the next owner of these partitions starts from the same offsets.
             break;
@@ -174,18 +161,315 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             .count();
         metrics::DEAD_LETTERS.inc_by(dead as u64);
         let reply_to: Vec<Option<String>> = batch.iter().map(|r| r.reply_to.clone()).collect();
-        send_replies(&producer, &reply_to, &dispositions);
-        inbox.forget_revoked();
-        commit(&consumer, &topics.commands(), &inbound, &inbox.window);
+        reply(&pipeline.producer, &reply_to, &dispositions);
+        pipeline.inbox.forget_revoked();
+        commit(
+            &pipeline.consumer,
+            &pipeline.topics.commands(),
+            &inbound,
+            &pipeline.inbox.window,
+        );
         if last_gauges.elapsed() >= GAUGE_INTERVAL {
             last_gauges = std::time::Instant::now();
-            observe_lag(&consumer, &pool, &inbox.window).await;
+            pipeline.observe_lag().await;
         }
     }
     tracing::info!("processor stopping: leaving the consumer group");
-    consumer.unsubscribe();
+    pipeline.consumer.unsubscribe();
     let _ = relay.await;
     Ok(())
+}
+
+/// What the stages share: the clients, and the window of commands read
+/// ahead.
+struct Pipeline {
+    consumer: StreamConsumer<GroupContext>,
+    producer: FutureProducer,
+    pool: PgPool,
+    topics: Arc<Topics>,
+    inbox: Inbox,
+    batch_max: usize,
+    batch_linger: Duration,
+    /// Read-ahead bounds: commands, and payload bytes.
+    window_max: usize,
+    window_bytes: usize,
+}
+
+impl Pipeline {
+    /// Receive: linger for a full batch; past that, read ahead only what
+    /// has already arrived, while the window has room.
+    async fn fill(&mut self) {
+        let linger_until = tokio::time::Instant::now() + self.batch_linger;
+        while self
+            .inbox
+            .window
+            .has_room(self.window_max, self.window_bytes)
+        {
+            let until = if self.inbox.window.len() >= self.batch_max {
+                tokio::time::Instant::now()
+            } else {
+                linger_until
+            };
+            match tokio::time::timeout_at(until, self.consumer.recv()).await {
+                Ok(Ok(m)) => self.inbox.receive(&m),
+                Ok(Err(e)) => tracing::warn!(error = %e, "kafka receive error"),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Window: the next batch, round-robin across tenants.
+    fn take_batch(&mut self) -> Vec<Received> {
+        self.inbox.forget_revoked();
+        let batch: Vec<Received> = self
+            .inbox
+            .window
+            .take_batch(self.batch_max)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        if !batch.is_empty() {
+            tracing::debug!(
+                size = batch.len(),
+                still_waiting = self.inbox.window.len(),
+                waiting_bytes = self.inbox.window.bytes(),
+                "batch taken"
+            );
+        }
+        batch
+    }
+
+    /// Apply: run the batch until it commits, as `policy::decide` says:
+    /// retried whole with back-off, then isolated (each command behind its
+    /// own boundary, so the one that fails is dead-lettered), then one
+    /// command at a time. Outages are retried without end. Returns `None`
+    /// only when asked to shut down first.
+    async fn apply(
+        &mut self,
+        batch: &[Inbound],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<Disposition>> {
+        let mut attempt = Attempt {
+            failed: 0,
+            mode: Mode::Whole,
+        };
+        let mut waits = Waits::new();
+        loop {
+            let started = std::time::Instant::now();
+            let e = match self.attempt(batch, attempt).await {
+                Ok(dispositions) => {
+                    metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
+                    waits.resume(&self.consumer);
+                    return Some(dispositions);
+                }
+                Err(e) => e,
+            };
+            let failure = e.failure();
+            let decision = decide(attempt, failure, HoldState::Free);
+            tracing::warn!(error = %e, ?failure, ?decision, failed = attempt.failed, mode = ?attempt.mode, size = batch.len(), "batch failed");
+            metrics::RETRIES.inc();
+            match decision {
+                Decision::Isolate if attempt.mode == Mode::Whole => {
+                    attempt = Attempt {
+                        failed: attempt.failed + 1,
+                        mode: Mode::Isolated,
+                    };
+                    continue;
+                }
+                Decision::Isolate => {
+                    let done = self.one_by_one(batch, &mut waits, shutdown).await;
+                    waits.resume(&self.consumer);
+                    return done;
+                }
+                _ => {
+                    if failure != Failure::Outage {
+                        attempt.failed += 1;
+                    }
+                }
+            }
+            if waits.wait(&self.consumer, &mut self.inbox, shutdown).await {
+                return None;
+            }
+        }
+    }
+
+    /// Each command as a batch of its own: a failure an isolated batch
+    /// could not pin on one command is pinned on it here, and it is
+    /// dead-lettered alone, in a transaction of its own.
+    async fn one_by_one(
+        &mut self,
+        batch: &[Inbound],
+        waits: &mut Waits,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<Disposition>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for msg in batch {
+            let mut attempt = Attempt {
+                failed: 0,
+                mode: Mode::Alone,
+            };
+            loop {
+                let e = match self.attempt(std::slice::from_ref(msg), attempt).await {
+                    Ok(d) => {
+                        out.extend(d);
+                        break;
+                    }
+                    Err(e) => e,
+                };
+                let failure = e.failure();
+                let decision = decide(attempt, failure, HoldState::Free);
+                tracing::warn!(error = %e, ?failure, ?decision, failed = attempt.failed, offset = msg.offset, "command failed alone");
+                if matches!(decision, Decision::DeadLetter | Decision::Hold) {
+                    out.push(
+                        self.dead_letter_alone(msg, attempt, &e, waits, shutdown)
+                            .await?,
+                    );
+                    break;
+                }
+                if failure != Failure::Outage {
+                    attempt.failed += 1;
+                }
+                if waits.wait(&self.consumer, &mut self.inbox, shutdown).await {
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// A dead letter for `msg` in a transaction of its own; recording it
+    /// is retried like an outage (it is one, if it fails).
+    async fn dead_letter_alone(
+        &mut self,
+        msg: &Inbound,
+        attempt: Attempt,
+        error: &BatchError,
+        waits: &mut Waits,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Disposition> {
+        let detail = error.to_string();
+        loop {
+            let (pool, topics, msg2, detail2) = (
+                self.pool.clone(),
+                self.topics.clone(),
+                msg.clone(),
+                detail.clone(),
+            );
+            let recorded = tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get()?;
+                dead_letter_alone(&mut conn, &topics, attempt, &msg2, &detail2)
+            })
+            .await;
+            match recorded {
+                Ok(Ok(d)) => return Some(d),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not record a dead letter; retrying")
+                }
+                Err(e) => tracing::error!(error = %e, "recording a dead letter failed; retrying"),
+            }
+            if waits.wait(&self.consumer, &mut self.inbox, shutdown).await {
+                return None;
+            }
+        }
+    }
+
+    /// One attempt at a batch, on a blocking thread. A panic anywhere in
+    /// it is caught and returned as the batch's failure; the connection it
+    /// held is discarded (the pool drops a connection given back while
+    /// panicking or inside a transaction).
+    async fn attempt(
+        &self,
+        batch: &[Inbound],
+        attempt: Attempt,
+    ) -> Result<Vec<Disposition>, BatchError> {
+        let (pool, topics, batch) = (self.pool.clone(), self.topics.clone(), batch.to_vec());
+        tokio::task::spawn_blocking(move || {
+            catch_unwind(AssertUnwindSafe(|| {
+                let mut conn = pool.get().map_err(StoreError::from)?;
+                run_batch(
+                    &mut conn,
+                    &batch,
+                    &BatchSettings {
+                        topics: &topics,
+                        attempt,
+                    },
+                )
+            }))
+            .unwrap_or_else(|panic| Err(BatchError::Panic(panic_message(&*panic))))
+        })
+        .await
+        .unwrap_or_else(|join| Err(BatchError::Panic(join.to_string())))
+    }
+
+    /// Command topic lag per assigned partition, and the outbox backlog.
+    /// Commands read ahead into the window count as lag: they are not
+    /// applied.
+    async fn observe_lag(&self) {
+        observe_lag(&self.consumer, &self.pool, &self.inbox.window).await
+    }
+}
+
+/// The back-off between attempts. While it waits, the assigned partitions
+/// are paused and the consumer keeps polling, so a long outage does not
+/// exceed `max.poll.interval.ms` and evict this member; anything already
+/// fetched is kept in the window.
+struct Waits {
+    backoff: ExponentialBackoff,
+    paused: Option<TopicPartitionList>,
+}
+
+impl Waits {
+    fn new() -> Self {
+        Waits {
+            backoff: ExponentialBackoff {
+                initial_interval: Duration::from_millis(50),
+                max_interval: Duration::from_secs(5),
+                max_elapsed_time: None,
+                ..ExponentialBackoff::default()
+            },
+            paused: None,
+        }
+    }
+
+    /// Wait out the next back-off; true when asked to shut down.
+    async fn wait(
+        &mut self,
+        consumer: &StreamConsumer<GroupContext>,
+        inbox: &mut Inbox,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        if self.paused.is_none() {
+            if let Ok(assignment) = consumer.assignment() {
+                if let Err(e) = consumer.pause(&assignment) {
+                    tracing::warn!(error = %e, "could not pause partitions");
+                }
+                self.paused = Some(assignment);
+            }
+        }
+        let wait = self
+            .backoff
+            .next_backoff()
+            .unwrap_or(Duration::from_secs(5));
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return true,
+                _ = tokio::time::sleep_until(until) => return false,
+                m = consumer.recv() => match m {
+                    Ok(m) => inbox.receive(&m),
+                    Err(e) => tracing::warn!(error = %e, "kafka receive error while retrying"),
+                },
+            }
+        }
+    }
+
+    fn resume(&mut self, consumer: &StreamConsumer<GroupContext>) {
+        if let Some(assignment) = self.paused.take() {
+            if let Err(e) = consumer.resume(&assignment) {
+                tracing::warn!(error = %e, "could not resume partitions");
+            }
+        }
+    }
 }
 
 /// Rejoins the group when this member has no partitions while commands
@@ -325,7 +609,8 @@ impl Inbox {
                 tenant: Position::tenant_of(inbound.key.as_deref()),
             };
             let reply_to = reply_to.clone();
-            self.window.push(at, Received { inbound, reply_to });
+            let bytes = inbound.payload.len();
+            self.window.push(at, Received { inbound, reply_to }, bytes);
         }
     }
 
@@ -404,100 +689,9 @@ fn commands_of(m: &BorrowedMessage<'_>) -> Vec<Inbound> {
     vec![inbound(key, payload.to_vec())]
 }
 
-/// Apply a batch, retrying database failures with exponential backoff and
-/// jitter. Between attempts the assigned partitions are paused and the
-/// consumer keeps polling, so a long outage does not exceed
-/// `max.poll.interval.ms` and evict this member; anything already fetched
-/// is kept in the `inbox` window. Returns `None` only when asked to shut
-/// down before the batch succeeded.
-async fn apply_with_retries(
-    consumer: &StreamConsumer<GroupContext>,
-    pool: &PgPool,
-    topics: &Arc<Topics>,
-    batch: Vec<Inbound>,
-    shutdown: &mut watch::Receiver<bool>,
-    inbox: &mut Inbox,
-) -> Option<Vec<Disposition>> {
-    let batch = Arc::new(batch);
-    let mut backoff = ExponentialBackoff {
-        initial_interval: Duration::from_millis(50),
-        max_interval: Duration::from_secs(5),
-        max_elapsed_time: None,
-        ..ExponentialBackoff::default()
-    };
-    let mut attempt: u32 = 0;
-    let mut paused: Option<TopicPartitionList> = None;
-    let result = loop {
-        let (pool, topics, batch2) = (pool.clone(), topics.clone(), batch.clone());
-        let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            run_batch(
-                &mut conn,
-                &batch2,
-                &BatchSettings {
-                    topics: &topics,
-                    isolate_failures: attempt >= ATTEMPTS_BEFORE_ISOLATING,
-                    attempt,
-                },
-            )
-        })
-        .await;
-        match result {
-            Ok(Ok(dispositions)) => {
-                metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
-                break Some(dispositions);
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, attempt, size = batch.len(), "batch failed; retrying");
-                // A lost connection is not the commands' fault: keep retrying
-                // without counting towards isolation.
-                if !e.is_connection_lost() {
-                    attempt += 1;
-                }
-            }
-            Err(join) => {
-                tracing::error!(error = %join, "batch task failed; retrying");
-                attempt += 1;
-            }
-        }
-        metrics::RETRIES.inc();
-        if paused.is_none() {
-            if let Ok(assignment) = consumer.assignment() {
-                if let Err(e) = consumer.pause(&assignment) {
-                    tracing::warn!(error = %e, "could not pause partitions");
-                }
-                paused = Some(assignment);
-            }
-        }
-        let wait = backoff.next_backoff().unwrap_or(Duration::from_secs(5));
-        let until = tokio::time::Instant::now() + wait;
-        loop {
-            tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return None,
-                _ = tokio::time::sleep_until(until) => break,
-                m = consumer.recv() => match m {
-                    Ok(m) => inbox.receive(&m),
-                    Err(e) => tracing::warn!(error = %e, "kafka receive error while retrying"),
-                },
-            }
-        }
-    };
-    if let Some(assignment) = paused {
-        if let Err(e) = consumer.resume(&assignment) {
-            tracing::warn!(error = %e, "could not resume partitions");
-        }
-    }
-    result
-}
-
-/// One reply message per reply topic for the whole batch (`ReplyBatch`),
-/// outcomes in command order.
-fn send_replies(
-    producer: &FutureProducer,
-    reply_to: &[Option<String>],
-    dispositions: &[Disposition],
-) {
+/// Reply: one message per reply topic for the whole batch
+/// (`ReplyBatch`), outcomes in command order, each small enough to go.
+fn reply(producer: &FutureProducer, reply_to: &[Option<String>], dispositions: &[Disposition]) {
     let mut by_topic: BTreeMap<&str, Vec<Cow<'_, Outcome>>> = BTreeMap::new();
     for (topic, disposition) in reply_to.iter().zip(dispositions) {
         let Some(topic) = topic else { continue };
@@ -514,7 +708,10 @@ fn send_replies(
             )),
             Disposition::DeadLettered { command_id: None, .. } => continue,
         };
-        by_topic.entry(topic).or_default().push(outcome);
+        by_topic
+            .entry(topic)
+            .or_default()
+            .push(fit_for_reply(outcome, ReplyBatch::MAX_BYTES));
     }
     for (topic, outcomes) in by_topic {
         let messages =
@@ -537,6 +734,31 @@ fn send_replies(
             }
         }
     }
+}
+
+/// An outcome that fits in a reply message of `max_bytes`. A larger one
+/// (the producer would refuse it, and the IdP would wait for nothing):
+/// a success goes back without its resource, which the IdP can GET (its
+/// status, ETag and Location stay); an error with a short body of the same
+/// status. Either way the stored outcome is whole.
+fn fit_for_reply(outcome: Cow<'_, Outcome>, max_bytes: usize) -> Cow<'_, Outcome> {
+    // The envelope `{"outcomes":[...]}` around one outcome.
+    const FRAME: usize = 16;
+    let size = serde_json::to_vec(&*outcome).map_or(usize::MAX, |v| v.len());
+    if size + FRAME <= max_bytes {
+        return outcome;
+    }
+    let outcome = outcome.into_owned();
+    tracing::warn!(command_id = %outcome.command_id, size, "an outcome too large to reply with; sent without its body");
+    if outcome.status < 400 {
+        return Cow::Owned(outcome.shaped(ReplyShape::WithoutResource));
+    }
+    let detail = "the answer was too large to send back; the change, if any, is committed";
+    let error = ScimError::new(outcome.status, None, detail);
+    Cow::Owned(Outcome {
+        body: Some(error.to_body()),
+        ..outcome
+    })
 }
 
 /// Commit, for every partition in the batch, the offset below which
@@ -566,5 +788,54 @@ fn commit(
     // delivered again and answered from their dedup records (P3).
     if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
         tracing::warn!(error = %e, "offset commit failed; the batch will be redelivered and deduplicated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    #[test]
+    fn an_outcome_too_large_for_a_reply_goes_back_without_its_body() {
+        let outcome = |status: u16, pad: usize| Outcome {
+            command_id: Uuid::from_u128(1),
+            status,
+            body: Some(json!({"id": "1", "pad": "x".repeat(pad)})),
+            etag: Some("W/\"3\"".into()),
+            location: Some("http://h/Users/1".into()),
+        };
+        // (status, body padding, most bytes, body kept whole)
+        let cases: &[(u16, usize, usize, bool)] = &[
+            (201, 10, 1024, true),
+            (200, 10, 1024, true),
+            (201, 5_000, 1024, false),
+            (200, 600 * 1024, ReplyBatch::MAX_BYTES, false),
+            (400, 10, 1024, true),
+            (400, 5_000, 1024, false),
+        ];
+        for &(status, pad, max, whole) in cases {
+            let original = outcome(status, pad);
+            let fitted = fit_for_reply(Cow::Borrowed(&original), max).into_owned();
+            assert_eq!(fitted == original, whole, "{status} with {pad} bytes");
+            // What goes back always fits, and keeps the status, the ETag
+            // and the Location the IdP needs to GET the resource.
+            let encoded = ReplyBatch::encode([&fitted], max).expect("encodes");
+            assert!(
+                encoded.iter().all(|m| m.len() <= max),
+                "{status} with {pad} bytes"
+            );
+            assert_eq!(
+                (fitted.status, &fitted.etag, &fitted.location),
+                (original.status, &original.etag, &original.location)
+            );
+            if status >= 400 && !whole {
+                assert_eq!(
+                    fitted.body.as_ref().map(|b| &b["status"]),
+                    Some(&json!(status.to_string()))
+                );
+            }
+        }
     }
 }

@@ -16,6 +16,10 @@
 //! there is delivered again; what had already been applied is answered from
 //! its dedup record (P3), never applied twice.
 //!
+//! The window is bounded by count and by payload bytes (`has_room`), so
+//! reading ahead never holds more than so many commands nor so much
+//! memory, however large the commands.
+//!
 //! Pure bookkeeping: no Kafka, no database.
 
 use std::collections::{HashMap, VecDeque};
@@ -42,7 +46,9 @@ impl Position {
 /// Received commands not yet applied, in arrival order.
 #[derive(Debug)]
 pub struct Window<T> {
-    waiting: VecDeque<(Position, T)>,
+    /// Each with its payload's size in bytes.
+    waiting: VecDeque<(Position, T, usize)>,
+    bytes: usize,
     /// One past the newest offset received, per partition.
     received_up_to: HashMap<i32, i64>,
 }
@@ -51,6 +57,7 @@ impl<T> Default for Window<T> {
     fn default() -> Self {
         Window {
             waiting: VecDeque::new(),
+            bytes: 0,
             received_up_to: HashMap::new(),
         }
     }
@@ -65,10 +72,22 @@ impl<T> Window<T> {
         self.waiting.is_empty()
     }
 
-    pub fn push(&mut self, at: Position, item: T) {
+    /// Payload bytes waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// May more be read ahead? Below both bounds; an empty window always
+    /// has room, so a command larger than `max_bytes` still gets in alone.
+    pub fn has_room(&self, max_len: usize, max_bytes: usize) -> bool {
+        self.is_empty() || (self.len() < max_len && self.bytes < max_bytes)
+    }
+
+    pub fn push(&mut self, at: Position, item: T, bytes: usize) {
         let next = self.received_up_to.entry(at.partition).or_insert(0);
         *next = (*next).max(at.offset + 1);
-        self.waiting.push_back((at, item));
+        self.bytes += bytes;
+        self.waiting.push_back((at, item, bytes));
     }
 
     /// Up to `max` commands, round-robin across tenants in the order they
@@ -76,11 +95,12 @@ impl<T> Window<T> {
     /// order, so commands of one resource are applied in the order sent.
     pub fn take_batch(&mut self, max: usize) -> Vec<(Position, T)> {
         if self.waiting.len() <= max {
-            return self.waiting.drain(..).collect();
+            self.bytes = 0;
+            return self.waiting.drain(..).map(|(at, t, _)| (at, t)).collect();
         }
         let mut queues: Vec<Vec<usize>> = Vec::new();
         let mut queue_of: HashMap<&str, usize> = HashMap::new();
-        for (i, (at, _)) in self.waiting.iter().enumerate() {
+        for (i, (at, _, _)) in self.waiting.iter().enumerate() {
             let q = *queue_of.entry(at.tenant.as_str()).or_insert_with(|| {
                 queues.push(Vec::new());
                 queues.len() - 1
@@ -109,7 +129,8 @@ impl<T> Window<T> {
         let mut rest = VecDeque::with_capacity(self.waiting.len() - taken);
         for (entry, chosen) in self.waiting.drain(..).zip(chosen) {
             if chosen {
-                batch.push(entry);
+                self.bytes -= entry.2;
+                batch.push((entry.0, entry.1));
             } else {
                 rest.push_back(entry);
             }
@@ -125,8 +146,8 @@ impl<T> Window<T> {
         let oldest_waiting = self
             .waiting
             .iter()
-            .filter(|(at, _)| at.partition == partition)
-            .map(|(at, _)| at.offset)
+            .filter(|(at, _, _)| at.partition == partition)
+            .map(|(at, _, _)| at.offset)
             .min();
         oldest_waiting.or_else(|| self.received_up_to.get(&partition).copied())
     }
@@ -136,7 +157,8 @@ impl<T> Window<T> {
     /// would only race it.
     pub fn revoke(&mut self, partitions: &[i32]) {
         self.waiting
-            .retain(|(at, _)| !partitions.contains(&at.partition));
+            .retain(|(at, _, _)| !partitions.contains(&at.partition));
+        self.bytes = self.waiting.iter().map(|(_, _, b)| b).sum();
         self.received_up_to.retain(|p, _| !partitions.contains(p));
     }
 }
@@ -160,7 +182,7 @@ mod tests {
     fn window(rows: &[Row]) -> Window<&'static str> {
         let mut w = Window::default();
         for &(p, o, t, label) in rows {
-            w.push(at(p, o, t), label);
+            w.push(at(p, o, t), label, 1);
         }
         w
     }
@@ -248,6 +270,45 @@ mod tests {
         assert_eq!(w.commit_offset(0), None);
         assert_eq!(w.commit_offset(2), None);
         assert_eq!(labels(&w.take_batch(10)), ["b1"]);
+    }
+
+    #[test]
+    fn read_ahead_is_bounded_by_count_and_by_bytes() {
+        // (payload sizes, most commands, most bytes, how many are read
+        // ahead before there is no room)
+        let cases: &[(&[usize], usize, usize, usize)] = &[
+            // The count binds.
+            (&[10, 10, 10, 10], 2, 1_000, 2),
+            // The bytes bind: 5,000 payloads of 1 MB are not held at once.
+            (&[1 << 20; 100], 5_000, 64 << 20, 64),
+            (&[400, 400, 400], 10, 1_000, 3),
+            (&[600, 600, 600], 10, 1_000, 2),
+            // One command larger than the bound still gets in, alone.
+            (&[5_000, 1], 10, 1_000, 1),
+            // Room for nothing at all is still room for one.
+            (&[1, 1], 0, 0, 1),
+        ];
+        for &(sizes, max_len, max_bytes, admitted) in cases {
+            let mut w: Window<usize> = Window::default();
+            let mut read = 0;
+            for (i, &size) in sizes.iter().enumerate() {
+                if !w.has_room(max_len, max_bytes) {
+                    break;
+                }
+                w.push(at(0, i as i64, "a"), i, size);
+                read += 1;
+            }
+            assert_eq!(
+                read, admitted,
+                "{sizes:?} within {max_len} and {max_bytes} bytes"
+            );
+            assert_eq!(w.bytes(), sizes[..read].iter().sum::<usize>());
+            // Taking a batch frees its bytes.
+            let taken: usize = w.take_batch(1).iter().map(|(_, i)| sizes[*i]).sum();
+            assert_eq!(w.bytes(), sizes[..read].iter().sum::<usize>() - taken);
+            w.revoke(&[0]);
+            assert_eq!(w.bytes(), 0);
+        }
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! group, applies commands in order per resource (P2) in batches of one
 //! database transaction each, shared fairly between tenants (`fair`), answers each ingress on its reply
 //! topic, and commits offsets only after the transaction committed (P1).
+//! What happens to a command that fails is one pure decision (`policy`):
+//! its own failures (a panic, an undecodable payload, a database refusal)
+//! make it a dead letter after a bounded number of attempts, so no
+//! tenant's request can stop the pipeline for the others; outages are
+//! retried without end.
 //! It also runs the outbox relay that publishes change events and dead
 //! letters (P4, P5).
 //!
@@ -14,6 +19,7 @@ pub mod batch;
 mod consumer;
 mod fair;
 mod metrics;
+pub mod policy;
 mod relay;
 
 pub use consumer::run;

@@ -131,6 +131,33 @@ impl Command {
 }
 
 impl CommandEnvelope {
+    /// Decode a command message's payload: an envelope of this version.
+    /// The error says why not, for its dead letter.
+    pub fn decode(payload: &[u8]) -> Result<CommandEnvelope, String> {
+        let env: CommandEnvelope =
+            serde_json::from_slice(payload).map_err(|e| format!("undecodable command: {e}"))?;
+        if env.v != ENVELOPE_VERSION {
+            return Err(format!("unsupported envelope version {}", env.v));
+        }
+        Ok(env)
+    }
+
+    /// The command id and tenant of a payload that does not decode, where
+    /// they can be read: its dead letter then names them, and the IdP
+    /// waiting for it is answered. Reading them skips the command (without
+    /// any nesting limit), so a body too deep to decode still gives them.
+    pub fn peek_ids(payload: &[u8]) -> (Option<Uuid>, Option<Uuid>) {
+        #[derive(Deserialize)]
+        struct Ids {
+            command_id: Option<Uuid>,
+            tenant_id: Option<Uuid>,
+        }
+        match serde_json::from_slice::<Ids>(payload) {
+            Ok(ids) => (ids.command_id, ids.tenant_id),
+            Err(_) => (None, None),
+        }
+    }
+
     /// The Kafka key: every write to one resource of one tenant lands in
     /// one partition, so the processor sees them in acceptance order (P2).
     pub fn partition_key(&self) -> String {
@@ -393,6 +420,37 @@ mod tests {
             serde_json::to_vec(&serde_json::json!({"v": 1, "command": {}})).expect("encodes");
         assert!(!CommandBatch::is_batch(&single));
         assert!(CommandBatch::split(br#"{"commands":[{"key":1}]}"#).is_err());
+    }
+
+    #[test]
+    fn ids_are_read_from_a_payload_too_deep_to_decode() {
+        let (command, tenant) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let env = |body: &str| {
+            format!(
+                r#"{{"v":1,"command_id":"{command}","tenant_id":"{tenant}","request_id":"r","accepted_at":"2026-11-29T00:00:00Z","base_url":"http://h","command":{{"type":"patch_user","user_id":"{command}","body":{body}}}}}"#
+            )
+        };
+        // (payload, decodes, ids read)
+        type Case = (Vec<u8>, bool, (Option<Uuid>, Option<Uuid>));
+        let cases: Vec<Case> = vec![
+            (env("{}").into_bytes(), true, (Some(command), Some(tenant))),
+            (
+                env(&deep).into_bytes(),
+                false,
+                (Some(command), Some(tenant)),
+            ),
+            (b"\xff not json".to_vec(), false, (None, None)),
+            (br#"{"command_id":"nope"}"#.to_vec(), false, (None, None)),
+        ];
+        for (payload, decodes, ids) in cases {
+            let text = String::from_utf8_lossy(&payload)
+                .chars()
+                .take(60)
+                .collect::<String>();
+            assert_eq!(CommandEnvelope::decode(&payload).is_ok(), decodes, "{text}");
+            assert_eq!(CommandEnvelope::peek_ids(&payload), ids, "{text}");
+        }
     }
 
     #[test]

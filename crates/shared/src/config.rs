@@ -48,6 +48,7 @@ pub const SETTINGS: &[&str] = &[
     "SCIMFLOW_TENANT_RATE",
     "SCIMFLOW_TENANT_BURST",
     "SCIMFLOW_KAFKA_FETCH_WAIT_MS",
+    "SCIMFLOW_READ_AHEAD_BYTES",
 ];
 
 #[derive(Debug, Clone)]
@@ -103,6 +104,12 @@ pub struct Config {
     /// every fetch this long, so against it this is latency per hop
     /// (docs/PERFORMANCE.md).
     pub kafka_fetch_wait: Duration,
+    /// `SCIMFLOW_READ_AHEAD_BYTES` (default 67108864, 64 MiB; at least
+    /// 1048576): the most command payload bytes the processor holds read
+    /// ahead of what it has applied, besides its 10 batches' count. Past
+    /// it, it reads on only once a batch is applied (a batch always has
+    /// room for one command, however large).
+    pub read_ahead_bytes: usize,
 }
 
 /// Where settings come from: the environment first, then the file.
@@ -290,6 +297,15 @@ impl Config {
             });
         }
         let kafka_fetch_wait = Duration::from_millis(fetch_wait_ms);
+        let read_ahead_bytes: usize = src.parse("SCIMFLOW_READ_AHEAD_BYTES", 64 << 20)?;
+        if read_ahead_bytes < 1 << 20 {
+            return Err(ConfigError::Invalid {
+                name: "SCIMFLOW_READ_AHEAD_BYTES",
+                value: read_ahead_bytes.to_string(),
+                reason: "must be at least 1048576 (1 MiB): a command alone may be that large"
+                    .into(),
+            });
+        }
         let admin_addr: SocketAddr = src.parse(
             "SCIMFLOW_ADMIN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 9090)),
@@ -316,6 +332,7 @@ impl Config {
             tenant_rate,
             tenant_burst,
             kafka_fetch_wait,
+            read_ahead_bytes,
         })
     }
 
@@ -355,6 +372,7 @@ mod tests {
         assert_eq!(c.kafka_brokers, "127.0.0.1:9092");
         assert_eq!(c.batch_max, 250);
         assert_eq!(c.tenant_rate, 20000.0, "a default");
+        assert_eq!(c.read_ahead_bytes, 64 * 1024 * 1024, "a default");
         let c = config(&[("SCIMFLOW_BATCH_MAX", "64")], FILE).expect("valid");
         assert_eq!(c.batch_max, 64);
     }
@@ -394,6 +412,11 @@ mod tests {
                 &[("SCIMFLOW_TENANT_RATE", "0.5")],
                 FILE,
                 "SCIMFLOW_TENANT_RATE=\"0.5\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_READ_AHEAD_BYTES", "4096")],
+                FILE,
+                "SCIMFLOW_READ_AHEAD_BYTES=\"4096\" is invalid",
             ),
             (
                 &[("SCIMFLOW_TOPIC_PREFIX", "a b")],

@@ -258,6 +258,10 @@ pub struct NewDeadLetter<'a> {
     pub payload: &'a [u8],
     pub reason: &'a str,
     pub attempts: i32,
+    /// The letter it was replayed from, if this is a replay failing again.
+    pub replay_of: Option<i64>,
+    /// The first letter of its chain of replays.
+    pub replay_origin: Option<i64>,
 }
 
 pub fn record_dead_letter(
@@ -275,6 +279,8 @@ pub fn record_dead_letter(
             dead_letters::payload.eq(d.payload),
             dead_letters::reason.eq(d.reason),
             dead_letters::attempts.eq(d.attempts),
+            dead_letters::replay_of.eq(d.replay_of),
+            dead_letters::replay_origin.eq(d.replay_origin),
         ))
         .returning(dead_letters::id)
         .get_result(conn)?)

@@ -73,6 +73,8 @@ diesel::table! {
         resolved_at -> Nullable<Timestamptz>,
         resolution -> Nullable<Text>,
         status -> Text,
+        replay_of -> Nullable<BigInt>,
+        replay_origin -> Nullable<BigInt>,
     }
 }
 

@@ -54,6 +54,23 @@ pub fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<TenantRow>, Stor
         .optional()?)
 }
 
+/// The tenants a batch applies commands for, share-locked until the
+/// batch's transaction ends: a tenant deletion (which locks the row
+/// exclusively) waits for the batch, and a batch that comes after a
+/// deletion sees the tenant deleted, never half-purged.
+pub fn lock_for_batch(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<TenantRow>, StoreError> {
+    let mut ids = ids.to_vec();
+    // One order for every batch, so two batches never wait on each other.
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(tenants::table
+        .filter(tenants::id.eq_any(&ids))
+        .order(tenants::id)
+        .select(TenantRow::as_select())
+        .for_share()
+        .load(conn)?)
+}
+
 /// The tenant whose token hashes to `token_hash`. The lookup is by hash, so
 /// its timing says nothing about the token itself; callers still verify in
 /// constant time.
@@ -135,6 +152,18 @@ pub fn delete(
         users,
     };
     conn.transaction(|conn| {
+        // Exclusively: a batch applying this tenant's commands holds the
+        // row shared until it commits, so the purge below cannot
+        // interleave with it (and a later batch sees the tenant deleted).
+        let found: Option<Uuid> = tenants::table
+            .find(id)
+            .select(tenants::id)
+            .for_update()
+            .first(conn)
+            .optional()?;
+        if found.is_none() {
+            return Ok(None);
+        }
         let n = diesel::update(
             tenants::table
                 .find(id)
