@@ -54,10 +54,12 @@ pub fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<TenantRow>, Stor
         .optional()?)
 }
 
-/// The tenants a batch applies commands for, share-locked until the
+/// The tenants a batch applies commands for, key-share-locked until the
 /// batch's transaction ends: a tenant deletion (which locks the row
 /// exclusively) waits for the batch, and a batch that comes after a
-/// deletion sees the tenant deleted, never half-purged.
+/// deletion sees the tenant deleted, never half-purged. The weakest lock
+/// that does this: suspending, resuming or rotating a token updates no
+/// key, so it never waits for batches in flight.
 pub fn lock_for_batch(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<TenantRow>, StoreError> {
     let mut ids = ids.to_vec();
     // One order for every batch, so two batches never wait on each other.
@@ -67,7 +69,7 @@ pub fn lock_for_batch(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Tenan
         .filter(tenants::id.eq_any(&ids))
         .order(tenants::id)
         .select(TenantRow::as_select())
-        .for_share()
+        .for_key_share()
         .load(conn)?)
 }
 
