@@ -14,7 +14,8 @@
 //! whatever a request leaves unread (too large, or refused before the body
 //! mattered: 401, 404) is read and thrown away, up to [`DRAIN_MAX_BYTES`]
 //! and [`DRAIN_MAX_TIME`], before the answer goes out; past those the
-//! connection is closed after the answer (`Connection: close`).
+//! connection is closed after the answer (`Connection: close`). A request
+//! that ran out of time is not drained: its client is the slow one.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,7 +107,8 @@ pub async fn limit(State(app): State<AppState>, req: Request, next: Next) -> Res
         resp = too_large(limit);
     }
     let rest = shared.rest.lock().ok().and_then(|mut rest| rest.take());
-    if keep_unread && rest.is_some() {
+    let timed_out = resp.extensions().get::<crate::limits::TimedOut>().is_some();
+    if (keep_unread || timed_out) && rest.is_some() {
         return closing(resp);
     }
     finish(resp, rest).await

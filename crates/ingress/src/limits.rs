@@ -196,10 +196,17 @@ pub async fn deadline(State(app): State<AppState>, req: Request, next: Next) -> 
         Ok(resp) => resp,
         Err(_) => {
             tracing::warn!(ms = limit.as_millis() as u64, "request timed out");
-            IngressError::TimedOut(limit).into_response()
+            let mut resp = IngressError::TimedOut(limit).into_response();
+            resp.extensions_mut().insert(TimedOut);
+            resp
         }
     }
 }
+
+/// Marks the answer to a request that ran out of time: what is left of its
+/// body is not waited for (`body::limit` closes the connection instead).
+#[derive(Clone, Copy)]
+pub struct TimedOut;
 
 #[cfg(test)]
 mod tests {
