@@ -421,6 +421,8 @@ async fn failed_authentication_is_throttled_and_unknown_tokens_are_looked_up_onc
     })
     .await;
 
+    // That change emptied the cache: the token is known again once used.
+    assert_eq!(t.get("/Users").await.status, 200);
     // Unknown tokens, each new, until the address is held.
     let mut refused = 0;
     let throttled = loop {

@@ -109,7 +109,7 @@ pub async fn bulk(
     let further = u32::try_from(request.operations.len().saturating_sub(1)).unwrap_or(u32::MAX);
     if further > 0 {
         app.limiter
-            .take_n(tenant.0.id, further, std::time::Instant::now())
+            .take_more(tenant.0.id, further, std::time::Instant::now())
             .map_err(IngressError::RateLimited)?;
     }
     let request_id = request_id(&headers);

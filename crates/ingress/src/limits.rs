@@ -50,11 +50,23 @@ impl TenantRateLimiter {
         self.take_n(tenant, 1, now)
     }
 
-    /// Take `n` tokens (a /Bulk request's further operations). A request
+    /// Take `n` tokens for one request. A request
     /// of more than the burst needs a full bucket and leaves it in debt,
     /// repaid at the rate before the tenant's next request: the sustained
     /// rate holds whatever the request sizes.
     pub fn take_n(&self, tenant: Uuid, n: u32, now: Instant) -> Result<(), Duration> {
+        self.take_within(tenant, n, f64::from(n).min(self.burst), now)
+    }
+
+    /// Take `n` more tokens for a request that took one already (a /Bulk
+    /// request's further operations): the request as a whole needs no
+    /// more than a full bucket.
+    pub fn take_more(&self, tenant: Uuid, n: u32, now: Instant) -> Result<(), Duration> {
+        self.take_within(tenant, n, f64::from(n).min(self.burst - 1.0), now)
+    }
+
+    /// Take `n` tokens if the bucket holds `needed`.
+    fn take_within(&self, tenant: Uuid, n: u32, needed: f64, now: Instant) -> Result<(), Duration> {
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(()); // a poisoned lock must not take the service down
         };
@@ -65,7 +77,6 @@ impl TenantRateLimiter {
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
         bucket.updated = now;
-        let needed = f64::from(n).min(self.burst);
         if bucket.tokens >= needed {
             bucket.tokens -= f64::from(n);
             Ok(())
@@ -275,6 +286,20 @@ mod tests {
                 }
             }
         }
+        // A /Bulk request took one token when it authenticated: the rest
+        // of a request larger than the burst needs the rest of the bucket.
+        let limiter = TenantRateLimiter::new(10.0, 20.0);
+        let (t, t0) = (Uuid::from_u128(1), Instant::now());
+        limiter.take(t, t0).expect("a token");
+        limiter
+            .take_more(t, 999, t0)
+            .expect("the rest of a full bucket");
+        assert!(limiter.take_more(t, 1, t0).is_err());
+        let limiter = TenantRateLimiter::new(10.0, 20.0);
+        limiter.take_n(t, 2, t0).expect("tokens");
+        limiter
+            .take_more(t, 999, t0)
+            .expect_err("not a full bucket");
         // A debt is repaid at the rate before the next request.
         let limiter = TenantRateLimiter::new(10.0, 20.0);
         let (t, t0) = (Uuid::from_u128(1), Instant::now());
