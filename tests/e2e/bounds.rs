@@ -170,7 +170,9 @@ async fn a_client_that_writes_its_whole_body_first_reads_the_413() {
     let path = format!("/scim/v2/{}/Users", t.id);
     let token = t.token.clone();
     let lines = tokio::task::spawn_blocking(move || {
-        let body = vec![b' '; 2_000_000];
+        // Larger than what the kernel's socket buffers hold on loopback
+        // (a few MB): the server must read it, or the client's writes fail.
+        let body = vec![b' '; 8_000_000];
         let declared = write_all_then_read(
             port,
             &format!(
@@ -180,7 +182,7 @@ async fn a_client_that_writes_its_whole_body_first_reads_the_413() {
             &body,
         );
         let mut chunked = Vec::new();
-        for _ in 0..40 {
+        for _ in 0..160 {
             chunked.extend_from_slice(format!("{:x}\r\n", 50_000).as_bytes());
             chunked.extend_from_slice(&[b' '; 50_000]);
             chunked.extend_from_slice(b"\r\n");
@@ -193,14 +195,16 @@ async fn a_client_that_writes_its_whole_body_first_reads_the_413() {
             ),
             &chunked,
         );
-        let small = vec![b' '; 900_000];
+        // Within the /Bulk limit, never read: the token is wrong.
+        let unread = vec![b' '; 4_000_000];
+        let bulk = path.replace("/Users", "/Bulk");
         let unauthorized = write_all_then_read(
             port,
             &format!(
-                "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nContent-Length: {}\r\n\r\n",
-                small.len()
+                "POST {bulk} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nContent-Length: {}\r\n\r\n",
+                unread.len()
             ),
-            &small,
+            &unread,
         );
         (declared, streamed, unauthorized)
     })
