@@ -1265,9 +1265,26 @@ async fn random_and_hostile_requests_never_panic_5xx_or_write_partially() {
         .unwrap_or_default();
     println!("fuzz: {cases} cases; answers by status: {counts}");
     let failures = failures.lock().map(|f| f.clone()).unwrap_or_default();
+    // Failures by class and kind ("no answer" or a status), then the first.
+    let mut kinds = std::collections::BTreeMap::new();
+    for f in &failures {
+        let kind = f
+            .split_once("): ")
+            .map(|(case, rest)| {
+                let class = case.split_once(" (").map_or(case, |(_, c)| c);
+                let what = if rest.starts_with("no answer") {
+                    "no answer"
+                } else {
+                    rest.split([',', ' ']).next().unwrap_or_default()
+                };
+                format!("{class}: {what}")
+            })
+            .unwrap_or_default();
+        *kinds.entry(kind).or_insert(0usize) += 1;
+    }
     assert!(
         failures.is_empty(),
-        "{} of {cases} cases failed; the first:\n{}",
+        "{} of {cases} cases failed, by class: {kinds:?}; the first:\n{}",
         failures.len(),
         failures
             .iter()
