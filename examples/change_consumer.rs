@@ -63,6 +63,9 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("user {resource}: sequence {last} then {sequence}; fetch it from SCIM to resynchronise");
             }
         }
+        if event["truncated"] == true {
+            eprintln!("user {resource}: event {event_id} was too large to carry the user; fetch it from SCIM");
+        }
         println!(
             "{} {} {} roles={} active={}",
             event["occurred_at"].as_str().unwrap_or_default(),

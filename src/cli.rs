@@ -597,6 +597,18 @@ pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
             );
             println!("  db_pool_size:       {}", c.db_pool_size);
             println!("  read_ahead_bytes:   {}", c.read_ahead_bytes);
+            println!(
+                "  max_message_bytes:  {} (request bodies up to {})",
+                c.max_message_bytes,
+                c.max_body_bytes()
+            );
+            println!("  max_in_flight:      {}", c.max_in_flight);
+            println!("  request_timeout:    {:?}", c.request_timeout);
+            println!("  statement_timeout:  {:?}", c.db_statement_timeout);
+            println!(
+                "  auth_failures:      {} per {:?} per client address",
+                c.auth_failure_limit, c.auth_failure_window
+            );
             if let Ok(path) = std::env::var("SCIMFLOW_CONFIG") {
                 println!("  (environment over the file {path})");
             }

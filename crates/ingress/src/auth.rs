@@ -3,12 +3,20 @@
 //! nothing about other tenants. Tokens are never logged.
 //!
 //! Tokens are looked up by hash in the tenant cache first, then in the
-//! database (see `tenant_cache.rs` for why a cached answer is current).
+//! database (see `tenant_cache.rs` for why a cached answer is current); a
+//! hash no active tenant has is remembered as unknown for a while, so a
+//! repeated wrong token costs no lookup. Failures are counted per client
+//! address (`limits::AuthFailures`): past the limit the address gets 429
+//! with Retry-After, and its unknown tokens are not looked up, while a
+//! token the cache knows still works from it (many clients may share an
+//! address behind a proxy).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use uuid::Uuid;
@@ -28,6 +36,24 @@ fn unauthorized() -> IngressError {
     ScimError::unauthorized("a valid bearer token for this SCIM endpoint is required").into()
 }
 
+/// The peer's address (none when served without connection info, as in
+/// router tests: all such requests count as one client).
+fn client_address(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// A failed authentication: 401, or 429 once the address is over its limit.
+fn refuse(state: &AppState, addr: IpAddr) -> IngressError {
+    match state.auth_failures.fail(addr, Instant::now()) {
+        Ok(()) => unauthorized(),
+        Err(wait) => IngressError::AuthThrottled(wait),
+    }
+}
+
 impl FromRequestParts<AppState> for AuthedTenant {
     type Rejection = IngressError;
 
@@ -35,6 +61,7 @@ impl FromRequestParts<AppState> for AuthedTenant {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let addr = client_address(parts);
         let presented = parts
             .headers
             .get(AUTHORIZATION)
@@ -46,15 +73,15 @@ impl FromRequestParts<AppState> for AuthedTenant {
                     .then(|| rest.trim().to_string())
             })
             .filter(|t| !t.is_empty() && t.len() <= 512)
-            .ok_or_else(unauthorized)?;
+            .ok_or_else(|| refuse(state, addr))?;
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
-            .map_err(|_| unauthorized())?;
+            .map_err(|_| refuse(state, addr))?;
         let url_tenant = params
             .get("tenant_id")
             .and_then(|t| Uuid::parse_str(t).ok())
-            .ok_or_else(unauthorized)?;
-        let tenant = lookup(state, token::hash(&presented)).await?;
+            .ok_or_else(|| refuse(state, addr))?;
+        let tenant = lookup(state, addr, token::hash(&presented)).await?;
         match tenant {
             Some(t)
                 if t.id == url_tenant
@@ -64,7 +91,7 @@ impl FromRequestParts<AppState> for AuthedTenant {
                 crate::trace::record_tenant(t.id);
                 state
                     .limiter
-                    .take(t.id, std::time::Instant::now())
+                    .take(t.id, Instant::now())
                     .map_err(IngressError::RateLimited)?;
                 if let Some(slot) = parts.extensions.get::<crate::metrics::TenantSlot>() {
                     if let Ok(mut s) = slot.0.lock() {
@@ -73,20 +100,33 @@ impl FromRequestParts<AppState> for AuthedTenant {
                 }
                 Ok(AuthedTenant(t))
             }
-            _ => Err(unauthorized()),
+            _ => Err(refuse(state, addr)),
         }
     }
 }
 
-/// The tenant whose token hashes to `hash`, if any.
-async fn lookup(state: &AppState, hash: String) -> Result<Option<Arc<TenantRow>>, IngressError> {
+/// The tenant whose token hashes to `hash`, if any. An address over its
+/// failure limit gets no database lookup.
+async fn lookup(
+    state: &AppState,
+    addr: IpAddr,
+    hash: String,
+) -> Result<Option<Arc<TenantRow>>, IngressError> {
     let ticket = match state.tenants.get(&hash) {
         Cached::Hit(row) => {
             TENANT_CACHE_LOOKUPS.with_label_values(&["hit"]).inc();
             return Ok(Some(row));
         }
+        Cached::Unknown => {
+            TENANT_CACHE_LOOKUPS.with_label_values(&["unknown"]).inc();
+            return Ok(None);
+        }
         Cached::Miss(ticket) => ticket,
     };
+    state
+        .auth_failures
+        .check(addr, Instant::now())
+        .map_err(IngressError::AuthThrottled)?;
     TENANT_CACHE_LOOKUPS.with_label_values(&["miss"]).inc();
     let (found, hash) = blocking(state, move |conn| {
         Ok((
@@ -96,9 +136,11 @@ async fn lookup(state: &AppState, hash: String) -> Result<Option<Arc<TenantRow>>
     })
     .await?;
     // Only active tenants are remembered: one entry per tenant whatever
-    // tokens callers send, and a resumed tenant's token works at once.
-    if let Some(row) = found.as_ref().filter(|row| row.is_active()) {
-        state.tenants.fill(ticket, hash, Arc::clone(row));
+    // tokens callers send, and a resumed tenant's token works at once
+    // (its resumption is a change, which forgets the unknown hashes).
+    match found.as_ref().filter(|row| row.is_active()) {
+        Some(row) => state.tenants.fill(ticket, hash, Arc::clone(row)),
+        None => state.tenants.fill_unknown(ticket, hash),
     }
     Ok(found)
 }

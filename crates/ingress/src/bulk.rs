@@ -5,6 +5,10 @@
 //! references the first wave created.
 //! `failOnErrors` is checked between waves.
 //!
+//! A request costs the tenant one rate-limit token per operation (the
+//! authentication took the first): past the rate, the whole request is
+//! refused with 429 before any operation runs.
+//!
 //! With `Prefer: respond-async`, a request without `bulkId` references and
 //! without `failOnErrors` (both need outcomes to proceed) is published in
 //! one wave and answered 202: each operation's entry says "202" and gives
@@ -102,6 +106,12 @@ pub async fn bulk(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngressError> {
     let request = parse_bulk_request(&parse_body(body)?)?;
+    let further = u32::try_from(request.operations.len().saturating_sub(1)).unwrap_or(u32::MAX);
+    if further > 0 {
+        app.limiter
+            .take_more(tenant.0.id, further, std::time::Instant::now())
+            .map_err(IngressError::RateLimited)?;
+    }
     let request_id = request_id(&headers);
     let base = app.config.scim_base_url(tenant.0.id);
     let total = request.operations.len();

@@ -6,9 +6,12 @@
 //! It must not apply product rules or write to the database: every write
 //! goes through Kafka and the processor, so that one user's writes are
 //! ordered however many ingresses run. Errors become HTTP responses in one
-//! place, `error.rs`.
+//! place, `error.rs`. What bounds the work a client can make it do (body
+//! size, requests in flight, time per request, rate, failed logins) is in
+//! `body.rs` and `limits.rs`.
 
 mod auth;
+mod body;
 mod bulk;
 mod discovery;
 mod error;
@@ -16,6 +19,7 @@ mod groups;
 mod limits;
 mod metrics;
 mod paths;
+mod readiness;
 mod replies;
 mod response;
 mod status;
@@ -38,9 +42,6 @@ use scimflow_shared::store::{self, PgPool, PgPooled, StoreError};
 
 pub use error::IngressError;
 
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
@@ -48,6 +49,10 @@ pub struct AppState {
     pub topics: Arc<Topics>,
     pub replies: Arc<replies::ReplyRouter>,
     pub limiter: Arc<limits::TenantRateLimiter>,
+    pub auth_failures: Arc<limits::AuthFailures>,
+    /// One permit per request in flight (`SCIMFLOW_MAX_IN_FLIGHT`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    pub readiness: Arc<readiness::Readiness>,
     pub tenants: Arc<tenant_cache::TenantCache>,
     /// One permit per pooled connection (see `blocking`).
     pub db_slots: Arc<tokio::sync::Semaphore>,
@@ -107,12 +112,28 @@ fn routes(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .nest("/scim/v2/{tenant_id}", scim)
         .fallback(error::not_found)
+        // Outermost last: the span and the metrics see every answer, the
+        // in-flight permit covers reading and draining the body, and the
+        // request timeout covers the handler and the body it reads.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::in_flight,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .layer(axum::middleware::from_fn(trace::request_span))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // `body::limit` enforces the body limit, per route.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -120,30 +141,12 @@ async fn health() -> &'static str {
     "ok"
 }
 
-/// Ready when PostgreSQL answers and the broker gives metadata.
+/// Ready when PostgreSQL answers and the broker gives metadata (checked
+/// at most once a second: `readiness.rs`).
 async fn ready(
     axum::extract::State(app): axum::extract::State<AppState>,
 ) -> Result<&'static str, IngressError> {
-    let pool = app.pool.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), store::StoreError> {
-        let mut conn = pool.get()?;
-        store::ping(&mut conn)
-    })
-    .await
-    .map_err(|_| IngressError::Unavailable("database check failed"))??;
-    let producer = app.producer.clone();
-    let topic = app.topics.commands();
-    tokio::task::spawn_blocking(move || {
-        use rdkafka::producer::Producer;
-        producer
-            .client()
-            .fetch_metadata(Some(&topic), std::time::Duration::from_secs(2))
-            .map(|_| ())
-    })
-    .await
-    .map_err(|_| IngressError::Unavailable("broker check failed"))?
-    .map_err(|_| IngressError::Unavailable("the broker is unreachable"))?;
-    Ok("ready")
+    readiness::ready(&app).await
 }
 
 /// How many partitions the command topic has (the broker's word, not the
@@ -174,13 +177,17 @@ pub(crate) async fn blocking<T: Send + 'static>(
     // Wait here, not on a blocking thread: at most one blocking task per
     // pooled connection, so a burst queues as cheap futures instead of
     // threads contending for connections.
-    let _slot = app
+    // The permit goes with the task: a request that times out and drops
+    // this future leaves its statement running, still counted.
+    let slot = app
         .db_slots
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|_| IngressError::Unavailable("shutting down"))?;
     let pool = app.pool.clone();
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let mut conn = pool.get()?;
         f(&mut conn)
     })
@@ -192,8 +199,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// Serve until `shutdown` turns true, then stop accepting and finish the
 /// requests in flight.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let pool = store::connect_pool(&config.database_url, config.db_pool_size)
-        .context("connecting to PostgreSQL")?;
+    let pool = store::connect_pool(
+        &config.database_url,
+        config.db_pool_size,
+        config.db_statement_timeout,
+    )
+    .context("connecting to PostgreSQL")?;
     let topics = Topics::new(&config.topic_prefix);
     let reply_topic = topics.replies(&config.instance_id);
     bus::ensure_topics(
@@ -202,12 +213,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             (topics.commands(), config.command_partitions),
             (reply_topic.clone(), 1),
         ],
+        config.max_message_bytes,
     )
     .await
     .context("creating topics")?;
-    let producer: FutureProducer = bus::producer_config(&config.kafka_brokers)
-        .create()
-        .context("creating the Kafka producer")?;
+    let producer: FutureProducer =
+        bus::producer_config(&config.kafka_brokers, config.max_message_bytes)
+            .create()
+            .context("creating the Kafka producer")?;
     let command_partitions = command_partitions(&producer, &topics.commands()).await?;
     // The reply consumer outlives the HTTP server: requests still in flight
     // when shutdown starts get their outcomes.
@@ -230,6 +243,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             config.tenant_rate,
             config.tenant_burst,
         )),
+        auth_failures: Arc::new(limits::AuthFailures::new(
+            config.auth_failure_limit,
+            config.auth_failure_window,
+        )),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
+        readiness: Arc::default(),
         tenants: Arc::default(),
         db_slots: Arc::new(tokio::sync::Semaphore::new(config.db_pool_size as usize)),
         command_partitions,
@@ -252,7 +271,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, reply_topic, "ingress listening");
-    axum::serve(listener, router(state))
+    // The peer's address counts failed authentications (`limits`).
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -62,9 +62,19 @@ pub static TENANT_CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         IntCounterVec::new(
             Opts::new(
                 "scimflow_tenant_cache_lookups_total",
-                "Token lookups by outcome: hit (memory) or miss (database)",
+                "Token lookups by outcome: hit (a tenant, from memory), unknown (no tenant, from memory) or miss (database)",
             ),
             &["result"],
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}")),
+    )
+});
+
+pub static READINESS_CHECKS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "scimflow_readiness_checks_total",
+            "Checks of the database and the broker made for /readyz (at most one per interval, however often it is asked)",
         )
         .unwrap_or_else(|e| panic!("metric definition: {e}")),
     )
@@ -112,4 +122,5 @@ pub fn init() {
     LazyLock::force(&LATENCY);
     LazyLock::force(&TENANT_CACHE_LIVE);
     LazyLock::force(&TENANT_CACHE_LOOKUPS);
+    LazyLock::force(&READINESS_CHECKS);
 }

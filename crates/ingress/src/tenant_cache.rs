@@ -11,6 +11,13 @@
 //! A lookup that started before a change must not put the old row back
 //! after the change emptied the cache: each miss carries the cache's
 //! generation, and a fill from an older generation is dropped.
+//!
+//! Token hashes no active tenant has are remembered too, for
+//! [`UNKNOWN_FOR`], so a client repeating a wrong token costs no lookup.
+//! The same notifications forget them: a tenant created, resumed or given
+//! a new token is a change, so its token works as soon as the change
+//! commits, and a lookup that raced the change cannot remember the token
+//! as unknown (the generation again).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -27,6 +34,14 @@ const POLL: Duration = Duration::from_millis(10);
 const CHECK: Duration = Duration::from_secs(5);
 /// How long the cache stays off before listening again after a failure.
 const RECONNECT: Duration = Duration::from_secs(2);
+/// How long a token hash no active tenant has is answered from memory.
+/// Changes forget it sooner; this only bounds how long a hash is kept.
+const UNKNOWN_FOR: Duration = Duration::from_secs(60);
+/// Most unknown token hashes remembered; past it, expired ones are
+/// dropped, and if that is not enough, all of them (each client with a
+/// new random token already costs a lookup, and the per-address limit on
+/// failures bounds those).
+const MAX_UNKNOWN: usize = 10_000;
 
 #[derive(Default)]
 pub struct TenantCache {
@@ -39,12 +54,18 @@ struct Inner {
     live: bool,
     generation: u64,
     by_token_hash: HashMap<String, Arc<TenantRow>>,
+    /// Token hashes with no active tenant, until when they are known so.
+    unknown: HashMap<String, Instant>,
 }
 
 /// The answer of [`TenantCache::get`].
 pub enum Cached {
     Hit(Arc<TenantRow>),
-    /// Look it up, then [`TenantCache::fill`] with this ticket.
+    /// No active tenant has this token (looked up less than
+    /// [`UNKNOWN_FOR`] ago, and nothing changed since).
+    Unknown,
+    /// Look it up, then [`TenantCache::fill`] or
+    /// [`TenantCache::fill_unknown`] with this ticket.
     Miss(Ticket),
 }
 
@@ -54,16 +75,45 @@ pub struct Ticket(Option<u64>);
 
 impl TenantCache {
     pub fn get(&self, token_hash: &str) -> Cached {
+        self.get_at(token_hash, Instant::now())
+    }
+
+    fn get_at(&self, token_hash: &str, now: Instant) -> Cached {
         let Ok(inner) = self.inner.read() else {
             return Cached::Miss(Ticket(None));
         };
         if !inner.live {
             return Cached::Miss(Ticket(None));
         }
-        match inner.by_token_hash.get(token_hash) {
-            Some(row) => Cached::Hit(Arc::clone(row)),
-            None => Cached::Miss(Ticket(Some(inner.generation))),
+        if let Some(row) = inner.by_token_hash.get(token_hash) {
+            return Cached::Hit(Arc::clone(row));
         }
+        match inner.unknown.get(token_hash) {
+            Some(until) if now < *until => Cached::Unknown,
+            _ => Cached::Miss(Ticket(Some(inner.generation))),
+        }
+    }
+
+    /// Remember that no active tenant has this token, unless the cache
+    /// changed since the lookup started (or was not live then).
+    pub fn fill_unknown(&self, ticket: Ticket, token_hash: String) {
+        self.fill_unknown_at(ticket, token_hash, Instant::now());
+    }
+
+    fn fill_unknown_at(&self, ticket: Ticket, token_hash: String, now: Instant) {
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
+        if !(inner.live && ticket.0 == Some(inner.generation)) {
+            return;
+        }
+        if inner.unknown.len() >= MAX_UNKNOWN {
+            inner.unknown.retain(|_, until| now < *until);
+            if inner.unknown.len() >= MAX_UNKNOWN {
+                inner.unknown.clear();
+            }
+        }
+        inner.unknown.insert(token_hash, now + UNKNOWN_FOR);
     }
 
     /// Remember what a lookup found, unless the cache changed since the
@@ -90,6 +140,7 @@ impl TenantCache {
             Err(poisoned) => poisoned.into_inner(),
         };
         inner.by_token_hash.clear();
+        inner.unknown.clear();
         inner.generation += 1;
         if let Some(live) = live {
             inner.live = live;
@@ -180,15 +231,71 @@ mod tests {
     fn hit(cache: &TenantCache, hash: &str) -> Option<String> {
         match cache.get(hash) {
             Cached::Hit(r) => Some(r.name.clone()),
-            Cached::Miss(_) => None,
+            Cached::Miss(_) | Cached::Unknown => None,
         }
     }
 
     fn ticket(cache: &TenantCache, hash: &str) -> Ticket {
         match cache.get(hash) {
             Cached::Miss(t) => t,
-            Cached::Hit(_) => panic!("expected a miss"),
+            Cached::Hit(_) | Cached::Unknown => panic!("expected a miss"),
         }
+    }
+
+    fn unknown_at(cache: &TenantCache, hash: &str, now: Instant) -> bool {
+        matches!(cache.get_at(hash, now), Cached::Unknown)
+    }
+
+    #[test]
+    fn an_unknown_token_is_remembered_until_a_change_or_its_time_is_up() {
+        // (live, change during the lookup, change after, seconds later,
+        // still known unknown)
+        let cases = [
+            (true, false, false, 0, true),   // the common case
+            (true, false, false, 59, true),  // within UNKNOWN_FOR
+            (true, false, false, 60, false), // then looked up again
+            (true, false, true, 0, false),   // a tenant changed: look again
+            (true, true, false, 0, false),   // a change raced the lookup
+            (false, false, false, 0, false), // no listener: never remembered
+        ];
+        for (live, during, after, secs, unknown) in cases {
+            let cache = TenantCache::default();
+            if live {
+                cache.reset(Some(true));
+            }
+            let t0 = Instant::now();
+            let t = ticket(&cache, "hash-x");
+            if during {
+                cache.invalidate();
+            }
+            cache.fill_unknown_at(t, "hash-x".into(), t0);
+            if after {
+                cache.invalidate();
+            }
+            assert_eq!(
+                unknown_at(&cache, "hash-x", t0 + Duration::from_secs(secs)),
+                unknown,
+                "live {live}, change during {during}, after {after}, {secs} s later"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_tokens_are_bounded_in_number() {
+        let cache = TenantCache::default();
+        cache.reset(Some(true));
+        let t0 = Instant::now();
+        for i in 0..MAX_UNKNOWN {
+            let t = ticket(&cache, "h");
+            cache.fill_unknown_at(t, format!("h{i}"), t0);
+        }
+        assert!(unknown_at(&cache, "h0", t0));
+        // Full of live entries: they all go, the new one stays.
+        let t = ticket(&cache, "h");
+        cache.fill_unknown_at(t, "new".into(), t0);
+        assert!(unknown_at(&cache, "new", t0));
+        assert!(!unknown_at(&cache, "h0", t0));
+        assert_eq!(cache.inner.read().expect("lock").unknown.len(), 1);
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! The write path shared by every resource: read and parse the body,
 //! publish the command, wait for its committed outcome.
+//!
+//! Every command is measured as the message it will be before it is
+//! produced: one that would not fit (`Config::max_message_bytes`) is 413,
+//! never handed to a producer that would refuse it (503, retried forever
+//! by an IdP). A waiting request keeps nothing of its body: the envelope
+//! is dropped once encoded, the encoding once the broker has it.
 
 use std::collections::BTreeMap;
 
@@ -26,18 +32,15 @@ use crate::auth::AuthedTenant;
 use crate::replies::PendingReply;
 use crate::response::from_outcome;
 use crate::users::validate_user_body;
-use crate::{AppState, IngressError, MAX_BODY_BYTES};
+use crate::{AppState, IngressError};
 
 /// A JSON request body, whatever its content type (IdPs send
 /// `application/scim+json`, `application/json`, or nothing).
 pub fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ScimError> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ScimError::new(
-                413,
-                None,
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-            )
+            // `body::limit` answers with the limit itself.
+            ScimError::new(413, None, "the request body is too large")
         } else {
             ScimError::invalid_syntax(format!("the request body could not be read: {e}"))
         }
@@ -176,7 +179,7 @@ pub async fn execute(
     let command_id = envelope.command_id;
     // Registered before publishing: the reply can beat the produce ack.
     let mut pending = app.replies.register(command_id);
-    publish(app, &envelope, true, deadline).await?;
+    publish(app, envelope, true, deadline).await?;
     await_outcome(&mut pending, command_id, deadline).await
 }
 
@@ -237,10 +240,19 @@ pub async fn execute_all(
     // The bodies are let go as they are encoded, and the encoded commands
     // once they are sent: nothing of them is kept while the outcomes come.
     let mut by_partition: BTreeMap<i32, Vec<(usize, String, Vec<u8>)>> = BTreeMap::new();
+    let reply_topic = app.topics.replies(&app.config.instance_id);
     for (i, e) in envelopes.into_iter().enumerate() {
-        match serde_json::to_vec(&e) {
+        let key = e.partition_key();
+        let encoded = serde_json::to_vec(&e);
+        drop(e);
+        match encoded {
             Ok(payload) => {
-                let key = e.partition_key();
+                // Each goes out in a `CommandBatch`, alone if it must.
+                let alone = batched_message_size(&key, payload.len(), &reply_topic);
+                if alone > app.config.max_message_bytes {
+                    queued[i] = Err(too_large(alone, app.config.max_message_bytes).into());
+                    continue;
+                }
                 let partition = bus::partition_for(&key, app.command_partitions);
                 by_partition
                     .entry(partition)
@@ -298,9 +310,35 @@ pub async fn execute_all(
     outcomes
 }
 
-/// The largest `CommandBatch` message built, well under a broker's
-/// default 1 MB limit.
+/// The largest `CommandBatch` message built of several commands, well
+/// under the smallest message size allowed (`config::MESSAGE_BYTES_RANGE`):
+/// a batch's framing adds some 110 bytes per command to what
+/// `chunks_by_size` counts. A command larger than this goes alone, and
+/// was measured alone (`batched_message_size`).
 const COMMAND_BATCH_BYTES: usize = 256 * 1024;
+
+/// The message a command of `payload_len` bytes makes alone in a
+/// `CommandBatch` (no key; the reply topic header).
+fn batched_message_size(key: &str, payload_len: usize, reply_topic: &str) -> usize {
+    // The batch's framing around one command, measured rather than assumed.
+    let framing = CommandBatch::encode([(key, &b""[..])]).map_or(0, |b| b.len());
+    bus::message_size(
+        0,
+        framing + payload_len,
+        &[(headers::REPLY_TO, reply_topic)],
+    )
+}
+
+/// 413 for a command that would not fit in a message.
+fn too_large(size: usize, max: usize) -> ScimError {
+    ScimError::new(
+        413,
+        None,
+        format!(
+            "the request would take {size} bytes as a queued command, more than the {max} bytes allowed; send less data"
+        ),
+    )
+}
 
 /// Consecutive runs of `items` whose payloads add up to at most `max`
 /// bytes (or one item, if that alone is larger).
@@ -336,8 +374,9 @@ pub async fn accept(
 ) -> Result<Uuid, IngressError> {
     let deadline = tokio::time::Instant::now() + app.config.reply_deadline;
     let envelope = envelope(app, tenant_id, request_id, if_match, command);
-    publish(app, &envelope, false, deadline).await?;
-    Ok(envelope.command_id)
+    let command_id = envelope.command_id;
+    publish(app, envelope, false, deadline).await?;
+    Ok(command_id)
 }
 
 fn envelope(
@@ -362,27 +401,38 @@ fn envelope(
 
 /// Produce the envelope and wait for the broker's ack (or the deadline).
 /// Only a command that wants an answer names this instance's reply topic.
+/// The envelope, body and all, is dropped once encoded; 413 if the
+/// message would be larger than a message may be.
 async fn publish(
     app: &AppState,
-    envelope: &CommandEnvelope,
+    envelope: CommandEnvelope,
     wants_reply: bool,
     deadline: tokio::time::Instant,
 ) -> Result<(), IngressError> {
     let command_id = envelope.command_id;
     let tenant_id = envelope.tenant_id;
-    let payload = serde_json::to_vec(envelope).map_err(|e| ScimError::internal(e.to_string()))?;
+    let kind = envelope.command.name();
     let key = envelope.partition_key();
+    let payload = serde_json::to_vec(&envelope).map_err(|e| ScimError::internal(e.to_string()))?;
+    drop(envelope);
+    let reply_topic = app.topics.replies(&app.config.instance_id);
+    let reply_header = [(headers::REPLY_TO, reply_topic.as_str())];
+    let header_pairs: &[(&str, &str)] = if wants_reply { &reply_header } else { &[] };
+    let size = bus::message_size(key.len(), payload.len(), header_pairs);
+    if size > app.config.max_message_bytes {
+        return Err(too_large(size, app.config.max_message_bytes).into());
+    }
     let topic = app.topics.commands();
     let mut record = FutureRecord::to(&topic).key(&key).payload(&payload);
     if wants_reply {
-        record = record.headers(reply_headers(app));
+        record = record.headers(bus::make_headers(header_pairs));
     }
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     if let Err((e, _)) = app.producer.send(record, remaining).await {
         tracing::warn!(error = %e, %command_id, "publishing a command failed");
         return Err(IngressError::Unavailable("the command could not be queued"));
     }
-    tracing::debug!(%command_id, tenant = %tenant_id, kind = envelope.command.name(), "command published");
+    tracing::debug!(%command_id, tenant = %tenant_id, kind, "command published");
     Ok(())
 }
 
@@ -414,6 +464,20 @@ mod tests {
                 .flat_map(|c| c.iter().map(|(i, _, _)| *i))
                 .collect();
             assert_eq!(order, (0..sizes.len()).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_batched_command_is_measured_as_the_message_it_makes() {
+        let topic = "scimflow.replies.ingress-1";
+        for (key, payload_len) in [("t/r", 0), ("tenant/resource", 10), ("k\"q", 1000)] {
+            let payload = vec![b'x'; payload_len];
+            let message = CommandBatch::encode([(key, payload.as_slice())]).expect("encodes");
+            assert_eq!(
+                batched_message_size(key, payload_len, topic),
+                bus::message_size(0, message.len(), &[(headers::REPLY_TO, topic)]),
+                "{key:?}"
+            );
         }
     }
 

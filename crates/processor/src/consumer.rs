@@ -51,8 +51,12 @@ const WINDOW_BATCHES: usize = 10;
 /// Run the processor until `shutdown` turns true: finish the batch in
 /// hand, commit it, leave the group.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let pool = store::connect_pool(&config.database_url, config.db_pool_size.min(8))
-        .context("connecting to PostgreSQL")?;
+    let pool = store::connect_pool(
+        &config.database_url,
+        config.db_pool_size.min(8),
+        config.db_statement_timeout,
+    )
+    .context("connecting to PostgreSQL")?;
     let topics = Topics::new(&config.topic_prefix);
     bus::ensure_topics(
         &config.kafka_brokers,
@@ -62,6 +66,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             (topics.user_changes(), config.command_partitions),
             (topics.group_changes(), config.command_partitions),
         ],
+        config.max_message_bytes,
     )
     .await
     .context("creating topics")?;
@@ -78,14 +83,16 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     consumer
         .subscribe(&[&topics.commands()])
         .context("subscribing to the command topic")?;
-    let producer: FutureProducer = bus::producer_config(&config.kafka_brokers)
-        .create()
-        .context("creating the Kafka producer")?;
+    let producer: FutureProducer =
+        bus::producer_config(&config.kafka_brokers, config.max_message_bytes)
+            .create()
+            .context("creating the Kafka producer")?;
 
     let relay = tokio::spawn(relay::run(
         config.database_url.clone(),
         config.kafka_brokers.clone(),
         producer.clone(),
+        config.max_message_bytes,
         shutdown.clone(),
     ));
     tracing::info!(group = %config.consumer_group, topic = %topics.commands(), "processor started");

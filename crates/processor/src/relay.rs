@@ -17,7 +17,15 @@
 //! (`message.timeout.ms`), since a request already on the wire may still
 //! land. So each row is published once, without Kafka transactions (which
 //! tansu lacks).
+//!
+//! A row too large for a message (`Config::max_message_bytes`: a change
+//! event whose resource grew past it) is published reduced rather than
+//! retried forever: an event without its `resource`, marked
+//! `"truncated": true`, its ids and `sequence` kept (docs/events.md); any
+//! other message without its payload, with the `scimflow-truncated` header
+//! (a dead letter's payload stays in `dead_letters`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
@@ -64,10 +72,18 @@ pub async fn run(
     database_url: String,
     brokers: String,
     producer: FutureProducer,
+    max_message_bytes: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = lead(&database_url, &brokers, &producer, &mut shutdown).await {
+        let leading = lead(
+            &database_url,
+            &brokers,
+            &producer,
+            max_message_bytes,
+            &mut shutdown,
+        );
+        if let Err(e) = leading.await {
             tracing::warn!(error = %e, "outbox relay interrupted; retrying");
         }
         if pause_unless_shutdown(&mut shutdown, Duration::from_secs(1)).await {
@@ -99,6 +115,7 @@ async fn lead(
     database_url: &str,
     brokers: &str,
     producer: &FutureProducer,
+    max_message_bytes: usize,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
     let url = database_url.to_string();
@@ -127,7 +144,7 @@ async fn lead(
             continue;
         };
         on(&mut conn, move |c| Ok(record_attempt(c, first, last)?)).await?;
-        publish(producer, &rows).await?;
+        publish(producer, &rows, max_message_bytes).await?;
         on(&mut conn, move |c| Ok(delete_published(c, &ids)?)).await?;
     }
 }
@@ -135,24 +152,29 @@ async fn lead(
 /// Produce every row and wait for all acknowledgements (acks=all). Rows
 /// are enqueued in id order on an idempotent producer, so per-key order
 /// holds.
-async fn publish(producer: &FutureProducer, rows: &[OutboxRow]) -> Result<(), RelayError> {
+async fn publish(
+    producer: &FutureProducer,
+    rows: &[OutboxRow],
+    max_message_bytes: usize,
+) -> Result<(), RelayError> {
+    // The producer's futures borrow what they send: measured first.
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+    let messages: Vec<Outgoing<'_>> = rows
+        .iter()
+        .zip(&ids)
+        .map(|(row, id)| Outgoing::of(row, id, max_message_bytes))
+        .collect();
     let mut pending = Vec::with_capacity(rows.len());
-    for row in rows {
-        let outbox_id = row.id.to_string();
-        let mut pairs: Vec<(&str, &str)> = row
-            .headers
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        pairs.push((bus::headers::OUTBOX_ID, &outbox_id));
+    for Outgoing {
+        row,
+        headers,
+        payload,
+    } in &messages
+    {
         let record = FutureRecord::to(&row.topic)
             .key(&row.message_key)
-            .payload(&row.payload)
-            .headers(bus::make_headers(&pairs));
+            .payload(payload.as_ref())
+            .headers(bus::make_headers(headers));
         pending.push(producer.send(
             record,
             Duration::from_millis(u64::from(bus::MESSAGE_TIMEOUT_MS)),
@@ -162,6 +184,74 @@ async fn publish(producer: &FutureProducer, rows: &[OutboxRow]) -> Result<(), Re
         delivery.map_err(|(e, _)| RelayError::Kafka(e))?;
     }
     Ok(())
+}
+
+/// One outbox row as it is published.
+struct Outgoing<'a> {
+    row: &'a OutboxRow,
+    headers: Vec<(&'a str, &'a str)>,
+    payload: Cow<'a, [u8]>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// The row's message, with its outbox id; reduced if larger than a
+    /// message may be.
+    fn of(row: &'a OutboxRow, outbox_id: &'a str, max_message_bytes: usize) -> Self {
+        let mut headers: Vec<(&str, &str)> = row
+            .headers
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        headers.push((bus::headers::OUTBOX_ID, outbox_id));
+        let size = |payload: &[u8], headers: &[(&str, &str)]| {
+            bus::message_size(row.message_key.len(), payload.len(), headers)
+        };
+        let mut payload = Cow::Borrowed(row.payload.as_slice());
+        if size(&payload, &headers) > max_message_bytes {
+            payload = match reduced_event(&row.payload) {
+                Some(event) if size(&event, &headers) <= max_message_bytes => Cow::Owned(event),
+                _ => {
+                    headers.push((bus::headers::TRUNCATED, "true"));
+                    Cow::Borrowed(&[][..])
+                }
+            };
+            tracing::warn!(
+                outbox_id = row.id,
+                topic = %row.topic,
+                bytes = row.payload.len(),
+                max_message_bytes,
+                "an outbox message is larger than a message may be; publishing it reduced"
+            );
+        }
+        Outgoing {
+            row,
+            headers,
+            payload,
+        }
+    }
+}
+
+/// A change event without what can grow without bound: the resource (and a
+/// group event's member id lists, whose counts stay), marked `truncated`.
+/// What identifies it (`event_id`, `type`, `tenant_id`, `resource_id`,
+/// `sequence`, `command_id`, `request_id`, `changed`) is kept. `None` for
+/// a payload that is not a change event.
+fn reduced_event(payload: &[u8]) -> Option<Vec<u8>> {
+    let mut event: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(payload).ok()?;
+    event.get("schema_version")?;
+    event.insert("resource".into(), serde_json::Value::Null);
+    for list in ["members_added", "members_removed"] {
+        if let Some(ids) = event.get_mut(list) {
+            *ids = serde_json::Value::Array(Vec::new());
+        }
+    }
+    event.insert("truncated".into(), serde_json::Value::Bool(true));
+    serde_json::to_vec(&event).ok()
 }
 
 /// Delete the rows a previous relay attempted that are on their topics
@@ -248,4 +338,100 @@ fn scan_tails(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn a_reduced_event_keeps_what_identifies_it_and_says_it_was_reduced() {
+        let user = json!({"schema_version": 1, "event_id": "e", "type": "user.updated",
+            "tenant_id": "t", "resource_id": "r", "sequence": 7, "command_id": "c",
+            "request_id": "q", "changed": ["attributes"], "resource": {"pad": "x".repeat(5000)}});
+        let group = json!({"schema_version": 1, "event_id": "e", "type": "group.members_added",
+            "tenant_id": "t", "resource_id": "g", "sequence": 2, "changed": ["members"],
+            "members_added": ["a", "b"], "members_added_count": 2,
+            "members_removed": [], "members_removed_count": 0, "resource": {"displayName": "G"}});
+        for event in [user, group] {
+            let reduced: Value = serde_json::from_slice(
+                &reduced_event(event.to_string().as_bytes()).expect("an event"),
+            )
+            .expect("JSON");
+            assert_eq!(reduced["truncated"], true);
+            assert_eq!(reduced["resource"], Value::Null);
+            for kept in [
+                "event_id",
+                "type",
+                "tenant_id",
+                "resource_id",
+                "sequence",
+                "changed",
+            ] {
+                assert_eq!(reduced[kept], event[kept], "{kept}");
+            }
+            if event.get("members_added").is_some() {
+                assert_eq!(reduced["members_added"], json!([]));
+                assert_eq!(reduced["members_added_count"], 2, "the counts stay");
+            }
+        }
+        // Not an event: nothing to reduce it to.
+        for payload in [&b"not json"[..], br#"{"v": 1, "command": {}}"#, b"[1]"] {
+            assert_eq!(reduced_event(payload), None);
+        }
+    }
+
+    #[test]
+    fn a_row_too_large_for_a_message_is_published_reduced() {
+        let max = 1_000_000;
+        let event = |pad: usize| {
+            json!({"schema_version": 1, "event_id": "e", "type": "user.updated",
+                   "resource_id": "r", "sequence": 3, "resource": {"pad": "x".repeat(pad)}})
+            .to_string()
+            .into_bytes()
+        };
+        let row = |payload: Vec<u8>| OutboxRow {
+            id: 42,
+            topic: "p.user-changes".into(),
+            message_key: "t/r".into(),
+            payload,
+            headers: json!({"h": "v"}),
+        };
+        // (payload, published whole, published as a reduced event)
+        let cases = [
+            (event(10), true, false),
+            (event(max), false, true),
+            (vec![b'{'; max + 1], false, false), // not an event: no payload
+        ];
+        for (payload, whole, as_event) in cases {
+            let row = row(payload);
+            let out = Outgoing::of(&row, "42", max);
+            assert!(
+                bus::message_size(row.message_key.len(), out.payload.len(), &out.headers) <= max
+            );
+            assert!(out.headers.contains(&(bus::headers::OUTBOX_ID, "42")));
+            assert!(out.headers.contains(&("h", "v")));
+            let truncated_header = out.headers.contains(&(bus::headers::TRUNCATED, "true"));
+            if whole {
+                assert_eq!(out.payload.as_ref(), row.payload.as_slice());
+                assert!(!truncated_header);
+            } else if as_event {
+                let reduced: Value = serde_json::from_slice(&out.payload).expect("JSON");
+                assert_eq!(reduced["truncated"], true);
+                assert_eq!(reduced["sequence"], 3);
+                assert!(!truncated_header);
+            } else {
+                assert!(out.payload.is_empty());
+                assert!(truncated_header);
+            }
+        }
+    }
+
+    #[test]
+    fn not_an_event_is_not_reduced_as_one() {
+        for payload in [&b"not json"[..], br#"{"v": 1, "command": {}}"#, b"[1]"] {
+            assert_eq!(reduced_event(payload), None);
+        }
+    }
 }

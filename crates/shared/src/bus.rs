@@ -60,6 +60,9 @@ pub mod headers {
     /// On every message the outbox relay publishes: the outbox row's id, so
     /// a relay taking over can tell what its predecessor already published.
     pub const OUTBOX_ID: &str = "scimflow-outbox-id";
+    /// On a message the relay published without its payload because it was
+    /// larger than a message may be (`"true"`).
+    pub const TRUNCATED: &str = "scimflow-truncated";
     pub const DLQ_REASON: &str = "scimflow-dlq-reason";
     pub const DLQ_ATTEMPTS: &str = "scimflow-dlq-attempts";
     pub const DLQ_ORIGINAL_TOPIC: &str = "scimflow-dlq-original-topic";
@@ -106,12 +109,40 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
 /// longer land.
 pub const MESSAGE_TIMEOUT_MS: u32 = 10_000;
 
+/// What librdkafka counts against `message.max.bytes` for one message
+/// (`rd_kafka_msg_max_wire_size`): the record's framing (at most 36 bytes
+/// of varints and attributes), the key, the value, and each header's name
+/// and value with their two length varints. A message of more is refused
+/// by the producer itself (`MSG_SIZE_TOO_LARGE`), whatever the broker says.
+pub fn message_size(key_len: usize, payload_len: usize, headers: &[(&str, &str)]) -> usize {
+    const RECORD_FRAMING: usize = 36;
+    const HEADER_FRAMING: usize = 10;
+    RECORD_FRAMING
+        + key_len
+        + payload_len
+        + headers
+            .iter()
+            .map(|(k, v)| HEADER_FRAMING + k.len() + v.len())
+            .sum::<usize>()
+}
+
+/// What a record batch adds to its records on the broker: a topic's
+/// `max.message.bytes` counts the whole batch.
+const BATCH_FRAMING: usize = 1024;
+
 /// A durable, batching producer: acks from all in-sync replicas,
 /// idempotence (no duplicates or reordering on retry, which P2 needs), and
 /// a short linger so concurrent requests share a produce request.
-pub fn producer_config(brokers: &str) -> ClientConfig {
+///
+/// `max_message_bytes` (`Config::max_message_bytes`) is its
+/// `message.max.bytes`: the one size every producer, topic and request
+/// body limit follows from. Callers measure a message with
+/// [`message_size`] before producing it, so a message the producer would
+/// refuse is never handed to it.
+pub fn producer_config(brokers: &str, max_message_bytes: usize) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
+        .set("message.max.bytes", max_message_bytes.to_string())
         .set("acks", "all")
         .set("enable.idempotence", "true")
         // librdkafka's default, named because `partition_for` must match it.
@@ -126,6 +157,11 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
     c
 }
 
+/// Consumers keep librdkafka's fetch sizes: a broker hands over a record
+/// batch larger than `max.partition.fetch.bytes` when it is the first one
+/// (Kafka since KIP-74; tansu answers every fetch with at least one
+/// record), so a message of up to `message.max.bytes` is always read.
+///
 /// A consumer-group member that never commits on its own: the processor
 /// commits offsets only after the DB transaction that applied them (P1/P3).
 ///
@@ -200,16 +236,26 @@ where
     }
 }
 
-/// Create topics that do not exist yet; existing ones are left as they are
-/// (with a warning if their partition count differs).
-pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> Result<(), BusError> {
+/// Create topics that do not exist yet, taking messages of up to
+/// `max_message_bytes` (`max.message.bytes`, which counts a record batch);
+/// existing ones are left as they are (with a warning if their partition
+/// count differs).
+pub async fn ensure_topics(
+    brokers: &str,
+    topics: &[(String, i32)],
+    max_message_bytes: usize,
+) -> Result<(), BusError> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers)
         .set("broker.address.family", "v4");
     let admin: AdminClient<DefaultClientContext> = cfg.create()?;
+    let topic_max = (max_message_bytes + BATCH_FRAMING).to_string();
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .map(|(name, partitions)| {
+            NewTopic::new(name, *partitions, TopicReplication::Fixed(1))
+                .set("max.message.bytes", &topic_max)
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     // The request is retried; a refusal of a topic itself is not.
@@ -268,4 +314,66 @@ pub fn partition_count<C: ClientContext>(
         .first()
         .map(|t| t.partitions().len() as i32)
         .filter(|n| *n > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::producer::{BaseProducer, BaseRecord};
+    use rdkafka::types::RDKafkaErrorCode;
+
+    /// librdkafka refuses an oversized message when it is produced, before
+    /// any broker is involved: a producer pointed at nothing tells.
+    fn refused_as_too_large(
+        max: usize,
+        key: &str,
+        payload_len: usize,
+        hdrs: &[(&str, &str)],
+    ) -> bool {
+        let producer: BaseProducer = producer_config("127.0.0.1:1", max)
+            .create()
+            .expect("a producer");
+        let payload = vec![b'x'; payload_len];
+        let record = BaseRecord::<str, [u8]>::to("t")
+            .key(key)
+            .payload(&payload)
+            .headers(make_headers(hdrs));
+        match producer.send(record) {
+            Ok(()) => false,
+            Err((rdkafka::error::KafkaError::MessageProduction(code), _)) => {
+                assert_eq!(code, RDKafkaErrorCode::MessageSizeTooLarge);
+                true
+            }
+            Err((e, _)) => panic!("unexpected {e}"),
+        }
+    }
+
+    #[test]
+    fn message_size_is_what_the_producer_counts_or_more() {
+        let max = 1_000_000;
+        // (key, headers): the largest payload message_size allows is
+        // accepted; without headers (counted exactly) one more byte is not.
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+        let cases: &[Case<'_>] = &[
+            ("", &[], true),
+            ("tenant/resource", &[], true),
+            (
+                "k",
+                &[(headers::REPLY_TO, "scimflow.replies.ingress-1")],
+                false,
+            ),
+            ("k", &[("a", "1"), ("bb", "22")], false),
+        ];
+        for (key, hdrs, exact) in cases {
+            let largest = max - message_size(key.len(), 0, hdrs);
+            assert_eq!(message_size(key.len(), largest, hdrs), max);
+            assert!(
+                !refused_as_too_large(max, key, largest, hdrs),
+                "{key:?} {hdrs:?}"
+            );
+            if *exact {
+                assert!(refused_as_too_large(max, key, largest + 1, hdrs), "{key:?}");
+            }
+        }
+    }
 }

@@ -49,7 +49,27 @@ pub const SETTINGS: &[&str] = &[
     "SCIMFLOW_TENANT_BURST",
     "SCIMFLOW_KAFKA_FETCH_WAIT_MS",
     "SCIMFLOW_READ_AHEAD_BYTES",
+    "SCIMFLOW_MAX_MESSAGE_BYTES",
+    "SCIMFLOW_MAX_IN_FLIGHT",
+    "SCIMFLOW_REQUEST_TIMEOUT_MS",
+    "SCIMFLOW_DB_STATEMENT_TIMEOUT_MS",
+    "SCIMFLOW_AUTH_FAILURE_LIMIT",
+    "SCIMFLOW_AUTH_FAILURE_WINDOW_SECS",
 ];
+
+/// What a command's envelope may add to the request body it carries: ids,
+/// timestamps, the base URL, the request id and `If-Match`. A body may
+/// take the rest of a message ([`Config::max_body_bytes`]); the ingress
+/// still measures every encoded command before producing it, so a body
+/// whose envelope takes more (a huge `If-Match`, numbers that re-encode
+/// longer) is refused with 413, never queued to fail.
+pub const ENVELOPE_RESERVE: usize = 16 * 1024;
+
+/// The bounds of `SCIMFLOW_MAX_MESSAGE_BYTES`. Below librdkafka's default
+/// the processor's reply batches (512 KiB) and the ingress's command
+/// batches (256 KiB) would have to shrink with it; above 16 MiB a single
+/// request would hold too much memory.
+pub const MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1_000_000..=16 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -110,6 +130,34 @@ pub struct Config {
     /// it, it reads on only once a batch is applied (a batch always has
     /// room for one command, however large).
     pub read_ahead_bytes: usize,
+    /// `SCIMFLOW_MAX_MESSAGE_BYTES` (default 1000000, librdkafka's own;
+    /// 1000000 to 16777216): the one size setting. The largest Kafka
+    /// message any scimflow producer sends (`message.max.bytes`), the topic
+    /// limit set when scimflow creates a topic (`max.message.bytes`), what
+    /// consumers fetch per partition, and, less [`ENVELOPE_RESERVE`], the
+    /// largest request body the ingress accepts (413 past it). Raise the
+    /// broker's and existing topics' `max.message.bytes` with it.
+    pub max_message_bytes: usize,
+    /// `SCIMFLOW_MAX_IN_FLIGHT` (default 512): requests one ingress serves
+    /// at once; past it, 503 with Retry-After at once (no queue). With the
+    /// body limit it bounds the memory requests can hold.
+    pub max_in_flight: usize,
+    /// `SCIMFLOW_REQUEST_TIMEOUT_MS` (default: the reply deadline plus 15 s,
+    /// so 25000): the longest the ingress works on one request, reading its
+    /// body included; then 503 with Retry-After. Must exceed the reply
+    /// deadline, so a write's own, more precise 503 comes first.
+    pub request_timeout: Duration,
+    /// `SCIMFLOW_DB_STATEMENT_TIMEOUT_MS` (default 30000): PostgreSQL's
+    /// `statement_timeout` on every pooled connection of the ingress and
+    /// the processor. The CLI's own connections (tenant purges,
+    /// migrations) have none.
+    pub db_statement_timeout: Duration,
+    /// `SCIMFLOW_AUTH_FAILURE_LIMIT` (default 20): failed authentications
+    /// one client address may make per window before it gets 429 with
+    /// Retry-After instead of a token lookup.
+    pub auth_failure_limit: u32,
+    /// `SCIMFLOW_AUTH_FAILURE_WINDOW_SECS` (default 60): that window.
+    pub auth_failure_window: Duration,
 }
 
 /// Where settings come from: the environment first, then the file.
@@ -306,6 +354,38 @@ impl Config {
                     .into(),
             });
         }
+        let max_message_bytes: usize = src.parse("SCIMFLOW_MAX_MESSAGE_BYTES", 1_000_000)?;
+        if !MESSAGE_BYTES_RANGE.contains(&max_message_bytes) {
+            return Err(ConfigError::Invalid {
+                name: "SCIMFLOW_MAX_MESSAGE_BYTES",
+                value: max_message_bytes.to_string(),
+                reason: format!(
+                    "must be between {} and {}",
+                    MESSAGE_BYTES_RANGE.start(),
+                    MESSAGE_BYTES_RANGE.end()
+                ),
+            });
+        }
+        let max_in_flight: usize = src.parse_count("SCIMFLOW_MAX_IN_FLIGHT", 512)?;
+        let reply_deadline =
+            Duration::from_millis(src.parse("SCIMFLOW_REPLY_DEADLINE_MS", 10_000)?);
+        let request_timeout = match src.var("SCIMFLOW_REQUEST_TIMEOUT_MS") {
+            None => reply_deadline + Duration::from_secs(15),
+            Some(_) => Duration::from_millis(src.parse("SCIMFLOW_REQUEST_TIMEOUT_MS", 0)?),
+        };
+        if request_timeout <= reply_deadline {
+            return Err(ConfigError::Invalid {
+                name: "SCIMFLOW_REQUEST_TIMEOUT_MS",
+                value: request_timeout.as_millis().to_string(),
+                reason: format!(
+                    "must exceed SCIMFLOW_REPLY_DEADLINE_MS ({} ms)",
+                    reply_deadline.as_millis()
+                ),
+            });
+        }
+        let statement_ms: u64 = src.parse_count("SCIMFLOW_DB_STATEMENT_TIMEOUT_MS", 30_000)?;
+        let auth_failure_limit: u32 = src.parse_count("SCIMFLOW_AUTH_FAILURE_LIMIT", 20)?;
+        let auth_window_secs: u64 = src.parse_count("SCIMFLOW_AUTH_FAILURE_WINDOW_SECS", 60)?;
         let admin_addr: SocketAddr = src.parse(
             "SCIMFLOW_ADMIN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 9090)),
@@ -325,7 +405,7 @@ impl Config {
             http_addr,
             public_url,
             instance_id,
-            reply_deadline: Duration::from_millis(src.parse("SCIMFLOW_REPLY_DEADLINE_MS", 10_000)?),
+            reply_deadline,
             batch_max,
             batch_linger: Duration::from_millis(src.parse("SCIMFLOW_BATCH_LINGER_MS", 1)?),
             consumer_group,
@@ -333,13 +413,30 @@ impl Config {
             tenant_burst,
             kafka_fetch_wait,
             read_ahead_bytes,
+            max_message_bytes,
+            max_in_flight,
+            request_timeout,
+            db_statement_timeout: Duration::from_millis(statement_ms),
+            auth_failure_limit,
+            auth_failure_window: Duration::from_secs(auth_window_secs),
         })
+    }
+
+    /// The largest request body accepted by an endpoint other than /Bulk
+    /// (whose operations become a message each).
+    pub fn max_body_bytes(&self) -> usize {
+        max_body_bytes(self.max_message_bytes)
     }
 
     /// The SCIM base URL of a tenant (T1).
     pub fn scim_base_url(&self, tenant_id: uuid::Uuid) -> String {
         format!("{}/scim/v2/{tenant_id}", self.public_url)
     }
+}
+
+/// The body limit that goes with a message size.
+pub fn max_body_bytes(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_sub(ENVELOPE_RESERVE)
 }
 
 #[cfg(test)]
@@ -375,6 +472,31 @@ mod tests {
         assert_eq!(c.read_ahead_bytes, 64 * 1024 * 1024, "a default");
         let c = config(&[("SCIMFLOW_BATCH_MAX", "64")], FILE).expect("valid");
         assert_eq!(c.batch_max, 64);
+    }
+
+    #[test]
+    fn the_size_and_abuse_bounds_have_their_defaults_and_follow_their_settings() {
+        let c = config(&[], FILE).expect("valid");
+        assert_eq!(c.max_message_bytes, 1_000_000);
+        assert_eq!(c.max_body_bytes(), 1_000_000 - ENVELOPE_RESERVE);
+        assert_eq!(c.max_in_flight, 512);
+        assert_eq!(c.request_timeout, Duration::from_secs(25));
+        assert_eq!(c.db_statement_timeout, Duration::from_secs(30));
+        assert_eq!(c.auth_failure_limit, 20);
+        assert_eq!(c.auth_failure_window, Duration::from_secs(60));
+        // The request timeout follows the reply deadline unless set.
+        let c = config(&[("SCIMFLOW_REPLY_DEADLINE_MS", "30000")], FILE).expect("valid");
+        assert_eq!(c.request_timeout, Duration::from_secs(45));
+        let c = config(
+            &[
+                ("SCIMFLOW_MAX_MESSAGE_BYTES", "4000000"),
+                ("SCIMFLOW_REQUEST_TIMEOUT_MS", "12000"),
+            ],
+            FILE,
+        )
+        .expect("valid");
+        assert_eq!(c.max_body_bytes(), 4_000_000 - ENVELOPE_RESERVE);
+        assert_eq!(c.request_timeout, Duration::from_secs(12));
     }
 
     #[test]
@@ -422,6 +544,36 @@ mod tests {
                 &[("SCIMFLOW_TOPIC_PREFIX", "a b")],
                 FILE,
                 "SCIMFLOW_TOPIC_PREFIX=\"a b\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_MAX_MESSAGE_BYTES", "999999")],
+                FILE,
+                "SCIMFLOW_MAX_MESSAGE_BYTES=\"999999\" is invalid: must be between",
+            ),
+            (
+                &[("SCIMFLOW_MAX_MESSAGE_BYTES", "20000000")],
+                FILE,
+                "SCIMFLOW_MAX_MESSAGE_BYTES=\"20000000\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_MAX_IN_FLIGHT", "0")],
+                FILE,
+                "SCIMFLOW_MAX_IN_FLIGHT=\"0\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_REQUEST_TIMEOUT_MS", "10000")],
+                FILE,
+                "SCIMFLOW_REQUEST_TIMEOUT_MS=\"10000\" is invalid: must exceed",
+            ),
+            (
+                &[("SCIMFLOW_DB_STATEMENT_TIMEOUT_MS", "0")],
+                FILE,
+                "SCIMFLOW_DB_STATEMENT_TIMEOUT_MS=\"0\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_AUTH_FAILURE_LIMIT", "0")],
+                FILE,
+                "SCIMFLOW_AUTH_FAILURE_LIMIT=\"0\" is invalid",
             ),
             (
                 &[("SCIMFLOW_PUBLIC_URL", "ftp://x")],

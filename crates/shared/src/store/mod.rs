@@ -77,6 +77,17 @@ impl StoreError {
         )
     }
 
+    /// PostgreSQL cancelled the statement at the connection's
+    /// `statement_timeout` (SQLSTATE 57014, which diesel does not name: the
+    /// server's message tells, in the default English locale).
+    pub fn is_statement_timeout(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info))
+                if info.message().contains("statement timeout")
+        )
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,
@@ -93,13 +104,20 @@ impl StoreError {
 /// failed, so a database restart costs failed attempts, not a broken pool,
 /// and a busy pool does not pay a round trip per checkout (HikariCP's
 /// "alive bypass window").
-pub fn connect_pool(url: &str, size: u32) -> Result<PgPool, StoreError> {
+///
+/// Every statement on its connections is cancelled by PostgreSQL after
+/// `statement_timeout` (`Config::db_statement_timeout`).
+pub fn connect_pool(
+    url: &str,
+    size: u32,
+    statement_timeout: std::time::Duration,
+) -> Result<PgPool, StoreError> {
     Ok(Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(std::time::Duration::from_secs(5))
         .test_on_check_out(true)
-        .build(pool::Manager::new(url))?)
+        .build(pool::Manager::new(url, statement_timeout))?)
 }
 
 /// Apply pending migrations (embedded in the binary).

@@ -7,13 +7,17 @@
 //! The price: after a database restart, a connection that was busy until
 //! then fails the one request that finds it dead (the ingress answers 503,
 //! the processor retries its batch) before the next checkout replaces it.
+//!
+//! Every connection gets a `statement_timeout`, so no statement (a
+//! pathological filter, a lock held by someone else) holds a pooled
+//! connection for longer.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::{Connection, InstrumentationEvent};
+use diesel::connection::{Connection, InstrumentationEvent, SimpleConnection};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Error, ManageConnection};
 
@@ -22,12 +26,14 @@ const TRUSTED_FOR: Duration = Duration::from_secs(1);
 
 pub struct Manager {
     inner: ConnectionManager<PgConnection>,
+    statement_timeout: Duration,
 }
 
 impl Manager {
-    pub fn new(url: &str) -> Self {
+    pub fn new(url: &str, statement_timeout: Duration) -> Self {
         Self {
             inner: ConnectionManager::new(url),
+            statement_timeout,
         }
     }
 }
@@ -59,6 +65,11 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<Checked, Error> {
         let mut conn = self.inner.connect()?;
+        conn.batch_execute(&format!(
+            "SET statement_timeout = {}",
+            self.statement_timeout.as_millis().max(1)
+        ))
+        .map_err(Error::QueryError)?;
         let failed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&failed);
         conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
