@@ -4,6 +4,7 @@ pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod group;
+pub mod json;
 pub mod patch;
 pub mod path;
 pub mod query;
