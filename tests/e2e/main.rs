@@ -10,6 +10,7 @@ mod entra;
 mod fuzz;
 mod groups;
 mod okta;
+mod parsers;
 mod production;
 mod protocol;
 mod rules;
