@@ -214,7 +214,7 @@ impl<'a> Parser<'a> {
     fn peek_word(&self) -> &'a str {
         let rest = self.rest();
         let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
-        &rest[..end]
+        rest.get(..end).unwrap_or_default()
     }
 
     fn eat_keyword(&mut self, kw: &str) -> bool {
