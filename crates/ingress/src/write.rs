@@ -29,7 +29,9 @@ use crate::users::validate_user_body;
 use crate::{AppState, IngressError, MAX_BODY_BYTES};
 
 /// A JSON request body, whatever its content type (IdPs send
-/// `application/scim+json`, `application/json`, or nothing).
+/// `application/scim+json`, `application/json`, or nothing), nested at
+/// most `scim::json::MAX_JSON_DEPTH` levels so that the processor can
+/// decode it inside its envelope.
 pub fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ScimError> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
