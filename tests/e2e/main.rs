@@ -12,6 +12,7 @@ mod fuzz;
 mod groups;
 mod leniency;
 mod okta;
+mod parsers;
 mod poison;
 mod production;
 mod protocol;

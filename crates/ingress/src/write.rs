@@ -25,7 +25,7 @@ use scimflow_shared::command::{
 };
 use scimflow_shared::scim::bulk::{Method, ResourceKind};
 use scimflow_shared::scim::group::{normalize_group, plan_group_patch};
-use scimflow_shared::scim::patch::parse_patch_request;
+use scimflow_shared::scim::patch::{check_user_patch, parse_patch_request};
 use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
@@ -35,7 +35,9 @@ use crate::users::validate_user_body;
 use crate::{AppState, IngressError};
 
 /// A JSON request body, whatever its content type (IdPs send
-/// `application/scim+json`, `application/json`, or nothing).
+/// `application/scim+json`, `application/json`, or nothing), nested at
+/// most `scim::json::MAX_JSON_DEPTH` levels so that the processor can
+/// decode it inside its envelope.
 pub fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ScimError> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -45,6 +47,7 @@ pub fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ScimErro
             ScimError::invalid_syntax(format!("the request body could not be read: {e}"))
         }
     })?;
+    scimflow_shared::scim::json::check_depth(&bytes)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
 }
@@ -79,7 +82,7 @@ pub fn command(
         (ResourceKind::User, Method::Patch) => {
             let user_id = target("User")?;
             let body = body()?;
-            parse_patch_request(&body)?;
+            check_user_patch(&parse_patch_request(&body)?)?;
             Command::PatchUser { user_id, body }
         }
         (ResourceKind::User, Method::Delete) => Command::DeleteUser {
@@ -464,6 +467,98 @@ mod tests {
                 .flat_map(|c| c.iter().map(|(i, _, _)| *i))
                 .collect();
             assert_eq!(order, (0..sizes.len()).collect::<Vec<_>>());
+        }
+    }
+
+    fn user_patch(ops: Value) -> Result<Command, IngressError> {
+        let id = Uuid::now_v7().to_string();
+        command(ResourceKind::User, Method::Patch, Some(&id), || {
+            Ok(serde_json::json!({ "Operations": ops }))
+        })
+    }
+
+    fn refusal(result: Result<Command, IngressError>) -> (u16, &'static str, String) {
+        match result {
+            Err(IngressError::Scim(e)) => (
+                e.status,
+                e.scim_type.map(|t| t.as_str()).unwrap_or("none"),
+                e.detail,
+            ),
+            Err(other) => panic!("not a SCIM error: {other}"),
+            Ok(c) => panic!("accepted: {}", c.name()),
+        }
+    }
+
+    /// A body is nested at most `MAX_JSON_DEPTH` levels: at the limit it
+    /// parses, past it (up to the 127 levels serde_json alone accepts)
+    /// it is a 400 naming the limit.
+    #[test]
+    fn bodies_nest_at_most_the_limit() {
+        use scimflow_shared::scim::json::MAX_JSON_DEPTH;
+        let nested = |depth: usize| {
+            let inner = format!("{}1{}", "[".repeat(depth - 1), "]".repeat(depth - 1));
+            Bytes::from(format!(r#"{{"userName":"u@x.com","x":{inner}}}"#))
+        };
+        assert!(parse_body(Ok(nested(MAX_JSON_DEPTH))).is_ok());
+        for depth in [MAX_JSON_DEPTH + 1, 127] {
+            let err = parse_body(Ok(nested(depth))).unwrap_err();
+            assert_eq!(
+                (err.status, err.scim_type.map(|t| t.as_str())),
+                (400, Some("invalidSyntax"))
+            );
+            assert!(
+                err.detail
+                    .contains(&format!("more than {MAX_JSON_DEPTH} levels")),
+                "{}",
+                err.detail
+            );
+        }
+    }
+
+    /// What the review found queued unchecked is refused here, before
+    /// anything reaches the broker.
+    #[test]
+    fn writes_are_checked_before_they_are_queued() {
+        let phones: Vec<Value> = (0..101)
+            .map(|i| serde_json::json!({"value": format!("+1 {i}")}))
+            .collect();
+        let table: Vec<(Result<Command, IngressError>, &str, &str)> = vec![
+            (
+                user_patch(
+                    serde_json::json!([{"op": "add", "value": {"emails[type eq \"work\"].abcé": "x"}}]),
+                ),
+                "invalidPath",
+                "bad sub-attribute",
+            ),
+            (
+                user_patch(
+                    serde_json::json!([{"op": "add", "path": format!("emails[{}]", vec!["a pr"; 120_000].join(" or ")), "value": "x"}]),
+                ),
+                "invalidPath",
+                "longer than 4096 bytes",
+            ),
+            (
+                user_patch(
+                    serde_json::json!([{"op": "replace", "path": "phoneNumbers", "value": phones}]),
+                ),
+                "invalidValue",
+                "more than 100 values",
+            ),
+            (
+                command(ResourceKind::Group, Method::Post, None, || {
+                    let members: Vec<String> = (0..100_000u128)
+                        .map(|n| Uuid::from_u128(n).to_string())
+                        .collect();
+                    Ok(serde_json::json!({"displayName": "G", "members": members}))
+                }),
+                "tooMany",
+                "at most 10000 members",
+            ),
+        ];
+        for (result, scim_type, detail) in table {
+            let (status, got_type, got_detail) = refusal(result);
+            assert_eq!((status, got_type), (400, scim_type), "{got_detail}");
+            assert!(got_detail.contains(detail), "{got_detail}");
         }
     }
 

@@ -18,6 +18,17 @@ use crate::scim::ScimError;
 /// Bumped on any incompatible change to the envelope.
 pub const ENVELOPE_VERSION: u32 = 1;
 
+/// Levels of nesting the envelope adds around a command's body
+/// (`{"command": {"body": ...}}`). A /Bulk wave's `CommandBatch` adds more
+/// around the envelope, but the processor splits it without decoding the
+/// envelope and then decodes each envelope alone.
+pub const ENVELOPE_NESTING: usize = 2;
+
+// Every body the ingress accepts decodes in the processor's envelope.
+const _: () = assert!(
+    crate::scim::json::MAX_JSON_DEPTH + ENVELOPE_NESTING < crate::scim::json::SERDE_JSON_MAX_DEPTH
+);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandEnvelope {
     pub v: u32,

@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use scimflow_shared::command::Outcome;
-use scimflow_shared::scim::group::{normalize_group, plan_group_patch, MemberChange};
+use scimflow_shared::scim::group::{
+    check_patched_group, normalize_group, plan_group_patch, MemberChange,
+};
 use scimflow_shared::scim::patch::parse_patch_request;
 use scimflow_shared::store::groups::{self as store, GroupRow};
 use scimflow_shared::ScimError;
@@ -110,6 +112,8 @@ pub(super) fn patch(
         .external_id
         .clone()
         .unwrap_or_else(|| current.external_id.clone());
+    // Nothing is written that a PUT of the result would refuse.
+    check_patched_group(&display_name, external_id.as_deref())?;
 
     // Net effect of the membership changes, applied in request order.
     let mut added: BTreeSet<Uuid> = BTreeSet::new();

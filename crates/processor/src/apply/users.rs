@@ -9,7 +9,7 @@ use uuid::Uuid;
 use scimflow_shared::command::Outcome;
 use scimflow_shared::rules::identity::identity_email;
 use scimflow_shared::rules::roles::{apply_role_effects, apply_roles, parse_role_values, Roles};
-use scimflow_shared::scim::patch::{apply_user_patch, parse_patch_request};
+use scimflow_shared::scim::patch::{apply_user_patch, parse_patch_request, patched_user};
 use scimflow_shared::scim::user::{normalize_user, UserView};
 use scimflow_shared::store::commands::HistoryEntry;
 use scimflow_shared::store::groups as group_store;
@@ -147,13 +147,12 @@ pub(super) fn patch(
     let current = load_for_write(conn, ctx, user_id)?;
     let ops = parse_patch_request(body)?;
     let view = current.view()?;
-    let (mut doc, effects) = apply_user_patch(view.patchable_document(), &ops)?;
-    let active = match doc.remove("active") {
-        Some(Value::Bool(b)) => b,
-        _ => current.active,
-    };
+    let (doc, effects) = apply_user_patch(view.patchable_document(), &ops)?;
+    // What is written is what a PUT of the result would write, or a 400.
+    let patched = patched_user(doc)?;
+    let active = patched.active.unwrap_or(current.active);
     let roles = apply_role_effects(view.roles, &effects, ctx.tenant.plan())?;
-    write_user(conn, ctx, current, doc, active, roles)
+    write_user(conn, ctx, current, patched.attrs, active, roles)
 }
 
 /// The shared tail of PUT and PATCH: identity and uniqueness checks (I1,

@@ -1,9 +1,14 @@
 //! The SCIM filter grammar (RFC 7644 §3.4.2.2), parsed into an AST.
 //!
 //! The parser is total: any input gives a `Filter` or an `invalidFilter`
-//! error, never a panic, and nesting is bounded so hostile input cannot
-//! exhaust the stack. Evaluation against a JSON element (for PATCH value
-//! filters) lives here too; translation to SQL lives in `store::filter_sql`.
+//! error, never a panic. Input is bounded before a tree is built: its
+//! length, its number of terms and its nesting are checked as it is read,
+//! and `and`/`or` chains are kept flat (one node with a list), so the
+//! height of any tree is a small multiple of `MAX_FILTER_DEPTH` and
+//! nothing that walks or drops one (evaluation here, SQL in
+//! `store::filter_sql`, PATCH in `scim::patch`) can exhaust the stack.
+//! Evaluation against a JSON element (for PATCH value filters) lives here
+//! too; translation to SQL lives in `store::filter_sql`.
 //!
 //! Two readings go beyond the grammar because real clients rely on them,
 //! each only where the meaning is certain: unquoted values (`bare_value`)
@@ -13,11 +18,18 @@
 use serde_json::{Number, Value};
 
 use super::error::ScimError;
+use super::schema;
 
 /// Deepest nesting of parentheses, `not` and value paths accepted.
 pub const MAX_FILTER_DEPTH: usize = 32;
-/// Longest filter accepted, in bytes.
+/// Longest filter accepted, in bytes. Also the longest attribute path
+/// (a PATCH `path`, a path-less PATCH key, `sortBy`) and the longest
+/// `attributes`/`excludedAttributes` list.
 pub const MAX_FILTER_LEN: usize = 4096;
+/// Most terms in one filter or PATCH path: comparisons (`attr op value`,
+/// `attr pr`) and value filters (`emails[...]`) each count one. Also the
+/// most names in one `attributes` or `excludedAttributes` list.
+pub const MAX_FILTER_TERMS: usize = 100;
 
 /// `[urn:]attr[.sub]`. `urn` keeps the schema URN as written, `attr` and
 /// `sub` keep the case the client used (attribute names are
@@ -94,19 +106,59 @@ pub enum CompValue {
 pub enum Filter {
     Compare(AttrPath, CompareOp, CompValue),
     Present(AttrPath),
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
+    /// Every one of two or more filters: `a and b and c` is one node.
+    And(Vec<Filter>),
+    /// Any of two or more filters: `a or b or c` is one node.
+    Or(Vec<Filter>),
     Not(Box<Filter>),
     /// `attr[inner]`: some element of the multi-valued `attr` matches
     /// `inner`, whose paths are relative to the element.
     ValuePath(AttrPath, Box<Filter>),
 }
 
+impl Filter {
+    /// Levels of the tree, counted without recursion.
+    #[cfg(test)]
+    pub(crate) fn height(&self) -> usize {
+        let (mut max, mut stack) = (0, vec![(self, 1)]);
+        while let Some((f, level)) = stack.pop() {
+            max = max.max(level);
+            match f {
+                Filter::And(items) | Filter::Or(items) => {
+                    stack.extend(items.iter().map(|i| (i, level + 1)))
+                }
+                Filter::Not(inner) | Filter::ValuePath(_, inner) => stack.push((inner, level + 1)),
+                Filter::Compare(..) | Filter::Present(_) => {}
+            }
+        }
+        max
+    }
+
+    /// `items` joined by `and`: the one item itself when there is one.
+    pub fn all(items: Vec<Filter>) -> Filter {
+        Self::join(items, Filter::And)
+    }
+
+    /// `items` joined by `or`: the one item itself when there is one.
+    pub fn any(items: Vec<Filter>) -> Filter {
+        Self::join(items, Filter::Or)
+    }
+
+    fn join(mut items: Vec<Filter>, node: fn(Vec<Filter>) -> Filter) -> Filter {
+        if items.len() == 1 {
+            if let Some(one) = items.pop() {
+                return one;
+            }
+        }
+        node(items)
+    }
+}
+
 /// Parse a complete filter expression.
 pub fn parse_filter(input: &str) -> Result<Filter, ScimError> {
     if input.len() > MAX_FILTER_LEN {
         return Err(ScimError::invalid_filter(format!(
-            "filter is longer than {MAX_FILTER_LEN} bytes"
+            "the filter is longer than {MAX_FILTER_LEN} bytes"
         )));
     }
     let mut p = Parser::new(input);
@@ -122,22 +174,25 @@ pub fn parse_filter(input: &str) -> Result<Filter, ScimError> {
 pub(crate) struct Parser<'a> {
     src: &'a str,
     pos: usize,
+    /// Terms read so far (`MAX_FILTER_TERMS`).
+    terms: usize,
 }
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(src: &'a str) -> Self {
-        Parser { src, pos: 0 }
-    }
-
-    pub(crate) fn remaining_len(&self) -> usize {
-        self.src.len().saturating_sub(self.pos)
+        Parser {
+            src,
+            pos: 0,
+            terms: 0,
+        }
     }
 
     pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.src.len()
     }
 
-    fn rest(&self) -> &'a str {
+    /// What is left to read.
+    pub(crate) fn rest(&self) -> &'a str {
         self.src.get(self.pos..).unwrap_or("")
     }
 
@@ -164,7 +219,7 @@ impl<'a> Parser<'a> {
     fn peek_word(&self) -> &'a str {
         let rest = self.rest();
         let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
-        &rest[..end]
+        rest.get(..end).unwrap_or_default()
     }
 
     fn eat_keyword(&mut self, kw: &str) -> bool {
@@ -177,20 +232,24 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `and_expr ("or" and_expr)*`, at nesting `depth`. The depth is
+    /// checked before anything nested is read, and the chain is collected
+    /// into one node, so neither nesting nor length deepens the stack.
     pub(crate) fn filter(&mut self, depth: usize) -> Result<Filter, ScimError> {
         if depth > MAX_FILTER_DEPTH {
-            return Err(self.error("filter is nested too deeply"));
+            return Err(self.error(&format!(
+                "the filter is nested more than {MAX_FILTER_DEPTH} levels deep"
+            )));
         }
-        let mut left = self.and_expr(depth)?;
+        let mut terms = vec![self.and_expr(depth)?];
         loop {
             self.skip_ws();
             let save = self.pos;
             if self.eat_keyword("or") {
                 self.expect_ws_or_paren(save)?;
-                let right = self.and_expr(depth)?;
-                left = Filter::Or(Box::new(left), Box::new(right));
+                terms.push(self.and_expr(depth)?);
             } else {
-                return Ok(left);
+                return Ok(Filter::any(terms));
             }
         }
     }
@@ -206,16 +265,15 @@ impl<'a> Parser<'a> {
     }
 
     fn and_expr(&mut self, depth: usize) -> Result<Filter, ScimError> {
-        let mut left = self.unary(depth)?;
+        let mut terms = vec![self.unary(depth)?];
         loop {
             self.skip_ws();
             let save = self.pos;
             if self.eat_keyword("and") {
                 self.expect_ws_or_paren(save)?;
-                let right = self.unary(depth)?;
-                left = Filter::And(Box::new(left), Box::new(right));
+                terms.push(self.unary(depth)?);
             } else {
-                return Ok(left);
+                return Ok(Filter::all(terms));
             }
         }
     }
@@ -252,6 +310,12 @@ impl<'a> Parser<'a> {
     }
 
     fn attr_expr(&mut self, depth: usize) -> Result<Filter, ScimError> {
+        self.terms += 1;
+        if self.terms > MAX_FILTER_TERMS {
+            return Err(self.error(&format!(
+                "the filter has more than {MAX_FILTER_TERMS} terms"
+            )));
+        }
         let path = self.attr_path()?;
         if self.peek() == Some('[') {
             if path.sub.is_some() {
@@ -312,7 +376,7 @@ impl<'a> Parser<'a> {
         };
         Ok(Filter::ValuePath(
             path,
-            Box::new(Filter::And(Box::new(inner), Box::new(condition))),
+            Box::new(Filter::all(vec![inner, condition])),
         ))
     }
 
@@ -451,9 +515,9 @@ fn is_attr_name(s: &str) -> bool {
 /// last ':'; a URN only ever ends in a schema name, so dots inside it
 /// (`2.0`) are not sub-attribute separators.
 pub(crate) fn split_attr_path(word: &str) -> Option<AttrPath> {
-    let (urn, rest) = if word.len() > 4 && word[..4].eq_ignore_ascii_case("urn:") {
-        let idx = word.rfind(':')?;
-        (Some(word[..idx].to_string()), &word[idx + 1..])
+    let (urn, rest) = if word.len() > 4 && schema::has_urn_prefix(word) {
+        let (urn, rest) = word.rsplit_once(':')?;
+        (Some(urn.to_string()), rest)
     } else {
         (None, word)
     };
@@ -477,8 +541,8 @@ pub(crate) fn split_attr_path(word: &str) -> Option<AttrPath> {
 /// `$ref`-like and id values, which never appear in PATCH filters.
 pub fn matches(filter: &Filter, element: &Value) -> bool {
     match filter {
-        Filter::And(a, b) => matches(a, element) && matches(b, element),
-        Filter::Or(a, b) => matches(a, element) || matches(b, element),
+        Filter::And(all) => all.iter().all(|f| matches(f, element)),
+        Filter::Or(any) => any.iter().any(|f| matches(f, element)),
         Filter::Not(a) => !matches(a, element),
         Filter::Present(path) => lookup(element, path).iter().any(|v| {
             !v.is_null() && v.as_str() != Some("") && v.as_array().is_none_or(|a| !a.is_empty())
@@ -635,73 +699,79 @@ mod tests {
             ("x eq 42", cmp("x", Eq, CompValue::Number(42.into()))),
             (
                 r#"title pr and userType eq "Employee""#,
-                Filter::And(
-                    Box::new(Filter::Present(AttrPath::simple("title"))),
-                    Box::new(cmp("userType", Eq, s("Employee"))),
-                ),
+                Filter::And(vec![
+                    Filter::Present(AttrPath::simple("title")),
+                    cmp("userType", Eq, s("Employee")),
+                ]),
             ),
             (
                 r#"title pr or userType eq "Intern""#,
-                Filter::Or(
-                    Box::new(Filter::Present(AttrPath::simple("title"))),
-                    Box::new(cmp("userType", Eq, s("Intern"))),
-                ),
+                Filter::Or(vec![
+                    Filter::Present(AttrPath::simple("title")),
+                    cmp("userType", Eq, s("Intern")),
+                ]),
             ),
             (
                 r#"userType eq "Employee" and not (emails co "example.com")"#,
-                Filter::And(
-                    Box::new(cmp("userType", Eq, s("Employee"))),
-                    Box::new(Filter::Not(Box::new(cmp("emails", Co, s("example.com"))))),
-                ),
+                Filter::And(vec![
+                    cmp("userType", Eq, s("Employee")),
+                    Filter::Not(Box::new(cmp("emails", Co, s("example.com")))),
+                ]),
             ),
             (
                 r#"emails[type eq "work" and value co "@example.com"]"#,
                 Filter::ValuePath(
                     AttrPath::simple("emails"),
-                    Box::new(Filter::And(
-                        Box::new(cmp("type", Eq, s("work"))),
-                        Box::new(cmp("value", Co, s("@example.com"))),
-                    )),
+                    Box::new(Filter::And(vec![
+                        cmp("type", Eq, s("work")),
+                        cmp("value", Co, s("@example.com")),
+                    ])),
                 ),
             ),
             (
                 r#"a eq "1" or b eq "2" and c eq "3""#,
-                Filter::Or(
-                    Box::new(cmp("a", Eq, s("1"))),
-                    Box::new(Filter::And(
-                        Box::new(cmp("b", Eq, s("2"))),
-                        Box::new(cmp("c", Eq, s("3"))),
-                    )),
-                ),
+                Filter::Or(vec![
+                    cmp("a", Eq, s("1")),
+                    Filter::And(vec![cmp("b", Eq, s("2")), cmp("c", Eq, s("3"))]),
+                ]),
             ),
             (
                 r#"(a eq "1" or b eq "2") and c eq "3""#,
-                Filter::And(
-                    Box::new(Filter::Or(
-                        Box::new(cmp("a", Eq, s("1"))),
-                        Box::new(cmp("b", Eq, s("2"))),
-                    )),
-                    Box::new(cmp("c", Eq, s("3"))),
-                ),
+                Filter::And(vec![
+                    Filter::Or(vec![cmp("a", Eq, s("1")), cmp("b", Eq, s("2"))]),
+                    cmp("c", Eq, s("3")),
+                ]),
+            ),
+            (
+                r#"a pr or b pr or c pr and d pr and e pr"#,
+                Filter::Or(vec![
+                    Filter::Present(AttrPath::simple("a")),
+                    Filter::Present(AttrPath::simple("b")),
+                    Filter::And(vec![
+                        Filter::Present(AttrPath::simple("c")),
+                        Filter::Present(AttrPath::simple("d")),
+                        Filter::Present(AttrPath::simple("e")),
+                    ]),
+                ]),
             ),
             (
                 r#"emails[type eq "work"].value eq "a@x.com""#,
                 Filter::ValuePath(
                     AttrPath::simple("emails"),
-                    Box::new(Filter::And(
-                        Box::new(cmp("type", Eq, s("work"))),
-                        Box::new(cmp("value", Eq, s("a@x.com"))),
-                    )),
+                    Box::new(Filter::And(vec![
+                        cmp("type", Eq, s("work")),
+                        cmp("value", Eq, s("a@x.com")),
+                    ])),
                 ),
             ),
             (
                 r#"emails[type eq "work"].value pr"#,
                 Filter::ValuePath(
                     AttrPath::simple("emails"),
-                    Box::new(Filter::And(
-                        Box::new(cmp("type", Eq, s("work"))),
-                        Box::new(Filter::Present(AttrPath::simple("value"))),
-                    )),
+                    Box::new(Filter::And(vec![
+                        cmp("type", Eq, s("work")),
+                        Filter::Present(AttrPath::simple("value")),
+                    ])),
                 ),
             ),
             (
@@ -802,17 +872,17 @@ mod tests {
             // closing parenthesis or bracket.
             (
                 "userName sw O and active eq true",
-                Filter::And(
-                    Box::new(cmp("userName", Sw, s("O"))),
-                    Box::new(cmp("active", Eq, CompValue::Bool(true))),
-                ),
+                Filter::And(vec![
+                    cmp("userName", Sw, s("O")),
+                    cmp("active", Eq, CompValue::Bool(true)),
+                ]),
             ),
             (
                 "(userName eq a OR userName eq b)",
-                Filter::Or(
-                    Box::new(cmp("userName", Eq, s("a"))),
-                    Box::new(cmp("userName", Eq, s("b"))),
-                ),
+                Filter::Or(vec![
+                    cmp("userName", Eq, s("a")),
+                    cmp("userName", Eq, s("b")),
+                ]),
             ),
             (
                 "emails[type eq work]",
@@ -866,6 +936,119 @@ mod tests {
         assert!(parse_filter(&deep).is_err());
         let nots = format!("{}a pr{}", "not (".repeat(1000), ")".repeat(1000));
         assert!(parse_filter(&nots).is_err());
+    }
+
+    fn chain(n: usize, op: &str) -> String {
+        vec!["a pr"; n].join(op)
+    }
+
+    /// Each limit at its value and one past it, in every position that
+    /// nests, and the review's 1 MB chain: refused by its length before
+    /// any tree is built.
+    #[test]
+    fn limits_hold_at_and_past_each_bound() {
+        let nest = |open: &str, close: &str, n: usize| {
+            format!("{}a pr{}", open.repeat(n), close.repeat(n))
+        };
+        let sized = |n: usize| format!("a eq \"{}\"", "x".repeat(n - 7));
+        let d = MAX_FILTER_DEPTH;
+        let cases: Vec<(String, Option<String>)> = vec![
+            (chain(MAX_FILTER_TERMS, " or "), None),
+            (
+                chain(MAX_FILTER_TERMS + 1, " or "),
+                Some(format!("more than {MAX_FILTER_TERMS} terms")),
+            ),
+            (chain(MAX_FILTER_TERMS, " and "), None),
+            (
+                chain(MAX_FILTER_TERMS + 1, " and "),
+                Some(format!("more than {MAX_FILTER_TERMS} terms")),
+            ),
+            (
+                format!("x[{}]", chain(MAX_FILTER_TERMS, " or ")),
+                Some(format!("more than {MAX_FILTER_TERMS} terms")),
+            ),
+            (nest("(", ")", d), None),
+            (nest("(", ")", d + 1), Some(format!("more than {d} levels"))),
+            (nest("not (", ")", d), None),
+            (
+                nest("not (", ")", d + 1),
+                Some(format!("more than {d} levels")),
+            ),
+            (nest("x[", "]", d), None),
+            (
+                nest("x[", "]", d + 1),
+                Some(format!("more than {d} levels")),
+            ),
+            (sized(MAX_FILTER_LEN), None),
+            (
+                sized(MAX_FILTER_LEN + 1),
+                Some(format!("longer than {MAX_FILTER_LEN} bytes")),
+            ),
+            (
+                format!("emails[{}]", chain(120_000, " or ")),
+                Some(format!("longer than {MAX_FILTER_LEN} bytes")),
+            ),
+        ];
+        for (input, refused) in cases {
+            let head: String = input.chars().take(40).collect();
+            match (parse_filter(&input), refused) {
+                (Ok(f), None) => assert!(f.height() <= 2 * MAX_FILTER_DEPTH + 3, "{head}"),
+                (Err(e), Some(why)) => {
+                    assert_eq!(e.scim_type, Some(super::super::ScimType::InvalidFilter));
+                    assert!(e.detail.contains(&why), "{head}: {}", e.detail);
+                }
+                (got, want) => panic!("{head} ({} bytes): {got:?}, wanted {want:?}", input.len()),
+            }
+        }
+    }
+
+    /// `and`/`or` chains are one node each: a chain's length never adds
+    /// to the height that evaluation, translation and drop recurse over.
+    #[test]
+    fn chains_are_flat() {
+        for op in [" or ", " and "] {
+            let f = parse_filter(&chain(MAX_FILTER_TERMS, op)).unwrap();
+            assert_eq!(f.height(), 2, "{op}");
+            let (Filter::Or(items) | Filter::And(items)) = &f else {
+                panic!("{f:?}");
+            };
+            assert_eq!(items.len(), MAX_FILTER_TERMS);
+            assert!(matches(&f, &json!({"a": "x"})));
+        }
+    }
+
+    /// A name is read by characters: multi-byte text at any byte offset of
+    /// a name, or where a URN prefix is looked for, is refused, not split.
+    #[test]
+    fn multi_byte_names_are_never_split() {
+        for name in [
+            "abcé",
+            "abé",
+            "é",
+            "urné",
+            "urn:é",
+            "ürn:x:y",
+            "urn\u{301}:a:b",
+            "urn:a:bé",
+            "urn:a:b.cé",
+            "emails.valuë",
+            "😀",
+            "a\u{200B}b",
+            "\u{202E}abc",
+            "abc\u{0}",
+        ] {
+            assert_eq!(split_attr_path(name), None, "{name}");
+            let err = parse_filter(&format!("{name} pr")).unwrap_err();
+            assert_eq!(err.status, 400, "{name}");
+        }
+        assert_eq!(
+            split_attr_path("urn:a:b:userName.x"),
+            Some(AttrPath {
+                urn: Some("urn:a:b".into()),
+                attr: "userName".into(),
+                sub: Some("x".into()),
+            })
+        );
     }
 
     #[test]

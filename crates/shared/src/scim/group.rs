@@ -3,18 +3,36 @@
 //!
 //! Membership is never held in memory as a whole: a PATCH becomes a list of
 //! [`MemberChange`]s that the store applies to the rows it names, so adding
-//! a member to a group of 100,000 costs one row.
+//! a member to a group of 100,000 costs one row. One request may name at
+//! most `MAX_MEMBERS_PER_REQUEST` members, however many operations carry
+//! them.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::error::ScimError;
+use super::error::{ScimError, ScimType};
 use super::filter::{CompValue, CompareOp, Filter};
 use super::patch::{PatchOpKind, PatchOperation};
 use super::schema;
 use super::user::MAX_STRING_LEN;
 use super::GROUP_SCHEMA;
+
+/// Most member ids one request may list (a POST or PUT's `members`, or
+/// every membership operation of a PATCH together). Past it: 400
+/// `tooMany`. Bounds the work one request costs the ingress, the
+/// processor and the membership rows it touches; IdPs send membership
+/// changes in far smaller batches.
+pub const MAX_MEMBERS_PER_REQUEST: usize = 10_000;
+
+fn too_many_members(n: usize) -> ScimError {
+    ScimError::bad_request(
+        ScimType::TooMany,
+        format!("a request may name at most {MAX_MEMBERS_PER_REQUEST} members; this one names {n}"),
+    )
+}
 
 /// A POST or PUT body, normalised. `members: None` means "not given".
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +94,18 @@ pub fn normalize_group(body: &Value) -> Result<GroupInput, ScimError> {
     })
 }
 
+/// A group as a PATCH left it, held to what a PUT of it would be: its name
+/// and external id pass `normalize_group`'s checks. Its members are not
+/// loaded (a PATCH never reads the member list); each request's are
+/// bounded when it is planned.
+pub fn check_patched_group(display_name: &str, external_id: Option<&str>) -> Result<(), ScimError> {
+    let body = json!({"displayName": display_name, "externalId": external_id});
+    normalize_group(&body).map(|_| ()).map_err(|e| ScimError {
+        detail: format!("the patched group would be invalid: {}", e.detail),
+        ..e
+    })
+}
+
 /// Member ids from `[{"value": id, "$ref": ..., "display": ...}]`, a single
 /// such object, or plain id strings. Each must be a user id (a UUID); that
 /// it belongs to the tenant is checked against the store.
@@ -85,7 +115,11 @@ pub fn parse_member_ids(v: &Value) -> Result<Vec<Uuid>, ScimError> {
         Value::Null => Vec::new(),
         single => vec![single],
     };
+    if items.len() > MAX_MEMBERS_PER_REQUEST {
+        return Err(too_many_members(items.len()));
+    }
     let mut ids = Vec::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity(items.len());
     for item in items {
         let raw = match item {
             Value::String(s) => s.as_str(),
@@ -102,7 +136,7 @@ pub fn parse_member_ids(v: &Value) -> Result<Vec<Uuid>, ScimError> {
         let id = Uuid::parse_str(raw.trim()).map_err(|_| {
             ScimError::invalid_value(format!("member {raw} is not a user of this tenant"))
         })?;
-        if !ids.contains(&id) {
+        if seen.insert(id) {
             ids.push(id);
         }
     }
@@ -116,6 +150,22 @@ pub enum MemberChange {
     Remove(Vec<Uuid>),
     ReplaceAll(Vec<Uuid>),
     RemoveAll,
+}
+
+impl MemberChange {
+    /// How many member ids the change names.
+    pub fn len(&self) -> usize {
+        match self {
+            MemberChange::Add(ids) | MemberChange::Remove(ids) | MemberChange::ReplaceAll(ids) => {
+                ids.len()
+            }
+            MemberChange::RemoveAll => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What a PATCH does to a group.
@@ -145,46 +195,62 @@ impl GroupPatch {
 /// Entra's `path: "members"` removal with a value list, and full replace.
 pub fn plan_group_patch(ops: &[PatchOperation]) -> Result<GroupPatch, ScimError> {
     let mut plan = GroupPatch::default();
+    let mut named = 0;
     for op in ops {
-        match (&op.path, &op.raw_path) {
-            (None, None) => {
-                let Some(Value::Object(obj)) = &op.value else {
-                    return Err(ScimError::invalid_value(
-                        "add and replace without a path need an object value",
-                    ));
-                };
-                for (key, v) in obj {
-                    plan_attribute(&mut plan, op.op, key, None, Some(v))?;
-                }
-            }
-            (None, Some(urn)) => {
-                return Err(ScimError::invalid_path(format!(
-                    "{urn} is not a Group attribute"
-                )));
-            }
-            (Some(path), _) => {
-                if let Some(urn) = &path.attr.urn {
-                    if !urn.eq_ignore_ascii_case(GROUP_SCHEMA) {
-                        return Err(ScimError::invalid_path(format!("unknown schema {urn}")));
-                    }
-                }
-                if path.sub().is_some() && !path.attr.attr.eq_ignore_ascii_case("members") {
-                    return Err(ScimError::invalid_path(format!(
-                        "{} has no sub-attributes",
-                        path.attr.attr
-                    )));
-                }
-                plan_attribute(
-                    &mut plan,
-                    op.op,
-                    &path.attr.attr,
-                    path.filter.as_ref(),
-                    op.value.as_ref(),
-                )?;
-            }
+        let before = plan.members.len();
+        plan_operation(&mut plan, op)?;
+        named += plan
+            .members
+            .iter()
+            .skip(before)
+            .map(MemberChange::len)
+            .sum::<usize>();
+        if named > MAX_MEMBERS_PER_REQUEST {
+            return Err(too_many_members(named));
         }
     }
     Ok(plan)
+}
+
+fn plan_operation(plan: &mut GroupPatch, op: &PatchOperation) -> Result<(), ScimError> {
+    match (&op.path, &op.raw_path) {
+        (None, None) => {
+            let Some(Value::Object(obj)) = &op.value else {
+                return Err(ScimError::invalid_value(
+                    "add and replace without a path need an object value",
+                ));
+            };
+            for (key, v) in obj {
+                plan_attribute(plan, op.op, key, None, Some(v))?;
+            }
+        }
+        (None, Some(urn)) => {
+            return Err(ScimError::invalid_path(format!(
+                "{urn} is not a Group attribute"
+            )));
+        }
+        (Some(path), _) => {
+            if let Some(urn) = &path.attr.urn {
+                if !urn.eq_ignore_ascii_case(GROUP_SCHEMA) {
+                    return Err(ScimError::invalid_path(format!("unknown schema {urn}")));
+                }
+            }
+            if path.sub().is_some() && !path.attr.attr.eq_ignore_ascii_case("members") {
+                return Err(ScimError::invalid_path(format!(
+                    "{} has no sub-attributes",
+                    path.attr.attr
+                )));
+            }
+            plan_attribute(
+                plan,
+                op.op,
+                &path.attr.attr,
+                path.filter.as_ref(),
+                op.value.as_ref(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn plan_attribute(
@@ -264,9 +330,11 @@ fn ids_in_filter(f: &Filter) -> Result<Vec<Uuid>, ScimError> {
                 .map(|id| vec![id])
                 .unwrap_or_default())
         }
-        Filter::Or(a, b) => {
-            let mut ids = ids_in_filter(a)?;
-            ids.extend(ids_in_filter(b)?);
+        Filter::Or(any) => {
+            let mut ids = Vec::new();
+            for f in any {
+                ids.extend(ids_in_filter(f)?);
+            }
             Ok(ids)
         }
         _ => Err(ScimError::invalid_filter(
@@ -445,6 +513,77 @@ mod tests {
         ];
         for (name, ops, want) in table {
             assert_eq!(plan(ops).unwrap(), want, "{name}");
+        }
+    }
+
+    fn ids(range: std::ops::Range<u128>) -> Vec<Value> {
+        range.map(|n| json!({"value": id(n).to_string()})).collect()
+    }
+
+    /// Members per request are capped, in a POST/PUT body and across a
+    /// PATCH's operations together; duplicates are dropped in order.
+    #[test]
+    fn members_per_request_are_capped_and_deduplicated() {
+        // The cap counts what is listed, duplicates too: it bounds work.
+        let max = MAX_MEMBERS_PER_REQUEST as u128;
+        let mut listed = ids(0..max - 10);
+        listed.extend(ids(0..10));
+        let parsed = parse_member_ids(&json!(listed)).unwrap();
+        assert_eq!(parsed.len(), MAX_MEMBERS_PER_REQUEST - 10);
+        assert_eq!(parsed.first(), Some(&id(0)));
+        assert_eq!(parsed.last(), Some(&id(max - 11)));
+
+        let too_many = |e: ScimError| {
+            assert_eq!((e.status, e.scim_type), (400, Some(ScimType::TooMany)));
+            assert!(
+                e.detail.contains(&MAX_MEMBERS_PER_REQUEST.to_string()),
+                "{}",
+                e.detail
+            );
+        };
+        // The review's 100,000 ids, and one past the cap.
+        for n in [max + 1, 100_000] {
+            too_many(parse_member_ids(&json!(ids(0..n))).unwrap_err());
+            too_many(
+                normalize_group(&json!({"displayName": "G", "members": ids(0..n)})).unwrap_err(),
+            );
+        }
+        let half = max / 2 + 1;
+        too_many(
+            plan(
+                json!([{"op": "add", "path": "members", "value": ids(0..half)},
+                        {"op": "remove", "path": "members", "value": ids(half..2 * half)}]),
+            )
+            .unwrap_err(),
+        );
+        assert!(plan(
+            json!([{"op": "add", "path": "members", "value": ids(0..max / 2)},
+                            {"op": "add", "path": "members", "value": ids(0..max / 2)}])
+        )
+        .is_ok());
+    }
+
+    /// A patched group passes what a PUT of it would.
+    #[test]
+    fn a_patched_group_is_held_to_a_put() {
+        assert!(check_patched_group("Eng", Some("e-1")).is_ok());
+        assert!(check_patched_group("Eng", None).is_ok());
+        for (name, external) in [
+            ("", None),
+            ("x", Some("a\u{0}b")),
+            ("y", Some("z".repeat(MAX_STRING_LEN + 1).as_str())),
+        ] {
+            let err = check_patched_group(name, external).unwrap_err();
+            assert_eq!(
+                err.scim_type,
+                Some(ScimType::InvalidValue),
+                "{name:?} {external:?}"
+            );
+            assert!(
+                err.detail.starts_with("the patched group"),
+                "{}",
+                err.detail
+            );
         }
     }
 

@@ -4,8 +4,11 @@ pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod group;
+pub mod json;
 pub mod patch;
 pub mod path;
+#[cfg(test)]
+mod proptests;
 pub mod query;
 pub mod schema;
 pub mod user;

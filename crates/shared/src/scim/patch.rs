@@ -3,14 +3,22 @@
 //! `roles` is not patched as data: the roles rules (R10) decide what a
 //! roles operation means, so operations on roles come out as
 //! [`RolesEffect`]s for `rules::roles::apply_role_effects`.
+//!
+//! A PATCH may not store what a PUT could not: every path (given or a
+//! path-less key) is parsed, under the filter's limits, when the request
+//! is parsed; [`check_user_patch`] is what the ingress can check of the
+//! values without the stored user; and [`patched_user`] holds the result
+//! to a PUT's normalisation before the processor writes it.
 
 use serde_json::{json, Map, Value};
 
-use super::error::ScimError;
+use super::error::{ScimError, ScimType};
 use super::filter::{self, AttrPath, CompValue, CompareOp, Filter};
 use super::path::{parse_path, PatchPath};
 use super::schema::{self, AttrDef, AttrType, Mutability, ENTERPRISE_ATTRS, USER_ATTRS};
-use super::user::normalize_value;
+use super::user::{
+    normalize_document, normalize_user, normalize_value, UserInput, MAX_MULTI_VALUES,
+};
 use super::ENTERPRISE_USER_SCHEMA;
 use crate::rules::roles::{parse_role_values, RoleValue};
 
@@ -121,6 +129,17 @@ fn parse_operation(raw: &Value) -> Result<PatchOperation, ScimError> {
         }
         _ => {}
     }
+    // Every key of a path-less value is a path too: parsed here, under the
+    // same limits, so none reaches the processor unread.
+    match (op, &path, &raw_path, &value) {
+        (PatchOpKind::Remove, _, _, _) | (_, Some(_), _, _) | (_, _, _, None) => {}
+        (_, None, Some(urn), Some(v)) => {
+            pathless_entry(&mut Vec::new(), op, urn, v)?;
+        }
+        (_, None, None, Some(v)) => {
+            pathless_entries(op, v)?;
+        }
+    }
     Ok(PatchOperation {
         op,
         raw_path,
@@ -145,13 +164,15 @@ pub fn apply_user_patch(
                         doc.remove(ENTERPRISE_USER_SCHEMA);
                     }
                 } else if let Some(v) = &op.value {
-                    let wrapped = json!({ urn.as_str(): v });
-                    apply_pathless(&mut doc, op.op, &wrapped, &mut roles)?;
+                    let mut entries = Vec::new();
+                    pathless_entry(&mut entries, op.op, urn, v)?;
+                    apply_pathless(&mut doc, op.op, entries, &mut roles)?;
                 }
             }
             (None, None) => {
                 if let Some(v) = &op.value {
-                    apply_pathless(&mut doc, op.op, v, &mut roles)?;
+                    let entries = pathless_entries(op.op, v)?;
+                    apply_pathless(&mut doc, op.op, entries, &mut roles)?;
                 }
             }
         }
@@ -159,53 +180,111 @@ pub fn apply_user_patch(
     Ok((doc, roles))
 }
 
+/// What the ingress can check of a user PATCH without the stored user:
+/// each operation applied alone to an empty user, and what that produced
+/// normalised as a PUT of it would be (types, lengths, the number of
+/// values one operation sets). Only "no value matches the filter"
+/// (`noTarget`) depends on what is stored; the processor answers that,
+/// and checks the whole result (`patched_user`).
+pub fn check_user_patch(ops: &[PatchOperation]) -> Result<(), ScimError> {
+    for op in ops {
+        let checked = apply_user_patch(Map::new(), std::slice::from_ref(op))
+            .and_then(|(doc, _)| normalize_document(&doc));
+        match checked {
+            Err(e) if e.scim_type != Some(ScimType::NoTarget) => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The user a PATCH produced, normalised and checked exactly as a PUT of
+/// it would be (multi-valued caps, string lengths, types, the schema's
+/// attributes only, `userName` present), so that no route stores what a
+/// PUT would refuse. The processor writes what this returns.
+pub fn patched_user(doc: Map<String, Value>) -> Result<UserInput, ScimError> {
+    normalize_user(&Value::Object(doc)).map_err(|e| ScimError {
+        detail: format!("the patched user would be invalid: {}", e.detail),
+        ..e
+    })
+}
+
+/// One attribute a path-less add/replace sets.
+enum Pathless<'v> {
+    Set(Box<PatchPath>, &'v Value),
+    /// `"urn:...:enterprise:2.0:User": null` in a replace: drop the extension.
+    DropEnterprise,
+}
+
 /// Path-less add/replace: each key is an attribute, a dotted path
 /// (`name.givenName`) or a URN-qualified path, or a schema URN holding an
-/// object of its attributes.
-fn apply_pathless(
-    doc: &mut Map<String, Value>,
-    op: PatchOpKind,
-    value: &Value,
-    roles: &mut Vec<RolesEffect>,
-) -> Result<(), ScimError> {
+/// object of its attributes. Each is parsed as a PATCH path.
+fn pathless_entries(op: PatchOpKind, value: &Value) -> Result<Vec<Pathless<'_>>, ScimError> {
     let Some(obj) = value.as_object() else {
         return Err(ScimError::invalid_value(
             "add and replace without a path need an object value",
         ));
     };
+    let mut out = Vec::new();
     for (key, v) in obj {
-        let lower = key.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "schemas" | "id" | "meta" | "groups" | "password"
-        ) {
-            continue;
-        }
-        if schema::is_enterprise_urn(key) || schema::is_user_urn(key) {
-            let Some(inner) = v.as_object() else {
-                if v.is_null() && schema::is_enterprise_urn(key) && op == PatchOpKind::Replace {
-                    doc.remove(ENTERPRISE_USER_SCHEMA);
-                    continue;
-                }
-                return Err(ScimError::invalid_value(format!(
-                    "{key} must hold an object"
-                )));
-            };
-            for (sub_key, sub_v) in inner {
-                if ["schemas", "id", "meta"]
-                    .iter()
-                    .any(|k| sub_key.eq_ignore_ascii_case(k))
-                {
-                    continue;
-                }
-                let qualified = format!("{key}:{sub_key}");
-                let path = parse_path(&qualified)?;
-                apply_path(doc, op, &path, Some(sub_v), roles)?;
+        pathless_entry(&mut out, op, key, v)?;
+    }
+    Ok(out)
+}
+
+fn pathless_entry<'v>(
+    out: &mut Vec<Pathless<'v>>,
+    op: PatchOpKind,
+    key: &str,
+    v: &'v Value,
+) -> Result<(), ScimError> {
+    if ["schemas", "id", "meta", "groups", "password"]
+        .iter()
+        .any(|k| key.eq_ignore_ascii_case(k))
+    {
+        return Ok(());
+    }
+    if schema::is_enterprise_urn(key) || schema::is_user_urn(key) {
+        let Some(inner) = v.as_object() else {
+            if v.is_null() && schema::is_enterprise_urn(key) && op == PatchOpKind::Replace {
+                out.push(Pathless::DropEnterprise);
+                return Ok(());
             }
-            continue;
+            return Err(ScimError::invalid_value(format!(
+                "{key} must hold an object"
+            )));
+        };
+        for (sub_key, sub_v) in inner {
+            if ["schemas", "id", "meta"]
+                .iter()
+                .any(|k| sub_key.eq_ignore_ascii_case(k))
+            {
+                continue;
+            }
+            out.push(Pathless::Set(
+                Box::new(parse_path(&format!("{key}:{sub_key}"))?),
+                sub_v,
+            ));
         }
-        let path = parse_path(key)?;
-        apply_path(doc, op, &path, Some(v), roles)?;
+        return Ok(());
+    }
+    out.push(Pathless::Set(Box::new(parse_path(key)?), v));
+    Ok(())
+}
+
+fn apply_pathless(
+    doc: &mut Map<String, Value>,
+    op: PatchOpKind,
+    entries: Vec<Pathless<'_>>,
+    roles: &mut Vec<RolesEffect>,
+) -> Result<(), ScimError> {
+    for entry in entries {
+        match entry {
+            Pathless::Set(path, v) => apply_path(doc, op, &path, Some(v), roles)?,
+            Pathless::DropEnterprise => {
+                doc.remove(ENTERPRISE_USER_SCHEMA);
+            }
+        }
     }
     Ok(())
 }
@@ -373,6 +452,7 @@ fn whole_attribute(
                         items.push(item);
                     }
                 }
+                check_count(def, items)?;
             }
         }
         (false, AttrType::Complex, _) => {
@@ -453,12 +533,14 @@ fn filtered(
         .collect();
     match (op, sub) {
         (PatchOpKind::Remove, None) => {
-            let mut i = 0;
-            items.retain(|_| {
-                let keep = !matched.contains(&i);
-                i += 1;
-                keep
-            });
+            let mut hit = vec![false; items.len()];
+            for &i in &matched {
+                if let Some(h) = hit.get_mut(i) {
+                    *h = true;
+                }
+            }
+            let mut hit = hit.into_iter();
+            items.retain(|_| !hit.next().unwrap_or(false));
         }
         (PatchOpKind::Remove, Some(sub)) => {
             for &i in &matched {
@@ -479,6 +561,7 @@ fn filtered(
                 if let Some(v) = new {
                     seed.insert(sub.name.to_string(), v);
                     items.push(Value::Object(seed));
+                    check_count(def, &items)?;
                 }
             } else {
                 if sub.name == "primary" && new == Some(Value::Bool(true)) {
@@ -511,6 +594,7 @@ fn filtered(
                     })?;
                     seed.extend(obj);
                     items.push(Value::Object(seed));
+                    check_count(def, &items)?;
                 }
                 None => {}
             }
@@ -538,13 +622,29 @@ fn seed_from_filter(f: &Filter) -> Option<Map<String, Value>> {
             m.insert(path.attr.clone(), v);
             Some(m)
         }
-        Filter::And(a, b) => {
-            let mut m = seed_from_filter(a)?;
-            m.extend(seed_from_filter(b)?);
+        Filter::And(all) => {
+            let mut m = Map::new();
+            for f in all {
+                m.extend(seed_from_filter(f)?);
+            }
             Some(m)
         }
         _ => None,
     }
+}
+
+/// A multi-valued attribute may hold no more values after an operation
+/// than a PUT may send (`MAX_MULTI_VALUES`). Checked after every
+/// operation, so that many small additions in one request cannot build a
+/// list whose every later addition scans it.
+fn check_count(def: &AttrDef, items: &[Value]) -> Result<(), ScimError> {
+    if items.len() > MAX_MULTI_VALUES {
+        return Err(ScimError::invalid_value(format!(
+            "{} would have more than {MAX_MULTI_VALUES} values",
+            def.name
+        )));
+    }
+    Ok(())
 }
 
 fn set_sub(item: &mut Value, sub: &str, value: Option<Value>) {
@@ -598,8 +698,8 @@ fn roles_effect(
                             CompValue::String(rv.value),
                         )
                     })
-                    .reduce(|a, b| Filter::Or(Box::new(a), Box::new(b)));
-                Ok(filter.map_or(RolesEffect::RemoveAll, RolesEffect::RemoveMatching))
+                    .collect();
+                Ok(RolesEffect::RemoveMatching(Filter::any(filter)))
             }
             _ => Ok(RolesEffect::RemoveAll),
         },
@@ -823,6 +923,190 @@ mod tests {
             match patch(base(), ops.clone()) {
                 Ok(_) => assert_eq!(scim_type, "ok", "{ops}"),
                 Err(e) => assert_eq!(e.scim_type.map(|t| t.as_str()), Some(scim_type), "{ops}"),
+            }
+        }
+    }
+
+    fn phones(range: std::ops::Range<usize>) -> Value {
+        json!(range
+            .map(|i| json!({"value": format!("+1 555 {i:04}")}))
+            .collect::<Vec<_>>())
+    }
+
+    fn kind(e: &ScimError) -> &'static str {
+        e.scim_type.map(|t| t.as_str()).unwrap_or("none")
+    }
+
+    /// Path-less keys are paths: the request parser reads each of them,
+    /// so none reaches the processor unread (the review's multi-byte key
+    /// panicked it there).
+    #[test]
+    fn pathless_keys_are_parsed_with_the_request() {
+        let long_key = format!("emails[{}].value", vec!["type pr"; 2000].join(" or "));
+        let table: Vec<(Value, &str)> = vec![
+            (
+                json!({"op": "add", "value": {"emails[type eq \"work\"].abcé": "x"}}),
+                "invalidPath",
+            ),
+            (json!({"op": "add", "value": {"namé": "x"}}), "invalidPath"),
+            (
+                json!({"op": "replace", "value": {long_key.as_str(): "x"}}),
+                "invalidPath",
+            ),
+            (
+                json!({"op": "replace", "value": {ENTERPRISE_USER_SCHEMA: {"départment": "x"}}}),
+                "invalidPath",
+            ),
+            (
+                json!({"op": "replace", "path": ENTERPRISE_USER_SCHEMA, "value": {"a]b": "x"}}),
+                "invalidPath",
+            ),
+            (
+                json!({"op": "replace", "value": {ENTERPRISE_USER_SCHEMA: "flat"}}),
+                "invalidValue",
+            ),
+        ];
+        for (op, want) in table {
+            let err = parse_patch_request(&json!({ "Operations": [op] })).unwrap_err();
+            assert_eq!(kind(&err), want, "{op}");
+        }
+        // What IdPs send still parses.
+        for op in [
+            json!({"op": "replace", "value": {"id": "x", "displayName": "N", "members": []}}),
+            json!({"op": "replace", "value": {"name.givenName": "Z", "schemas": 1, "password": "p"}}),
+            json!({"op": "add", "value": {ENTERPRISE_USER_SCHEMA: {"department": "D", "id": 1}}}),
+            json!({"op": "replace", "value": {ENTERPRISE_USER_SCHEMA: null}}),
+        ] {
+            assert!(
+                parse_patch_request(&json!({ "Operations": [op] })).is_ok(),
+                "{op}"
+            );
+        }
+    }
+
+    /// What the ingress refuses without the stored user: each operation's
+    /// values held to a PUT's checks, and only `noTarget` left to the
+    /// processor.
+    #[test]
+    fn the_ingress_checks_each_operation_as_a_put_would() {
+        let long = "x".repeat(crate::scim::user::MAX_STRING_LEN + 1);
+        let filler = "y".repeat(3000);
+        let table: Vec<(Value, &str)> = vec![
+            (
+                json!([{"op": "replace", "path": "phoneNumbers", "value": phones(0..101)}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "add", "value": {"phoneNumbers": phones(0..101)}}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "replace", "path": "title", "value": long}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "replace", "path": "title", "value": {"a": 1}}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "replace", "path": "active", "value": "perhaps"}]),
+                "invalidValue",
+            ),
+            (json!([{"op": "remove", "path": "active"}]), "invalidValue"),
+            (
+                json!([{"op": "replace", "path": "nope", "value": 1}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "replace", "path": "id", "value": "x"}]),
+                "mutability",
+            ),
+            // A filter value no stored element can hold seeds a new element:
+            // refused wherever it is sent.
+            (
+                json!([{"op": "add", "path": format!("emails[type eq \"{filler}\"].value"), "value": "v"}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "add", "path": "emails[primary eq \"maybe\"].value", "value": "v"}]),
+                "invalidValue",
+            ),
+            // Left to the processor: depends on what is stored.
+            (
+                json!([{"op": "replace", "path": "addresses[type co \"w\"].region", "value": "x"}]),
+                "ok",
+            ),
+            (
+                json!([{"op": "replace", "path": "phoneNumbers", "value": phones(0..100)}]),
+                "ok",
+            ),
+            (
+                json!([{"op": "add", "path": "phoneNumbers", "value": phones(0..100)},
+                    {"op": "add", "path": "phoneNumbers", "value": phones(100..200)}]),
+                "ok",
+            ),
+        ];
+        for (ops, want) in table {
+            let parsed = parse_patch_request(&json!({ "Operations": ops })).unwrap();
+            match check_user_patch(&parsed) {
+                Ok(()) => assert_eq!(want, "ok", "{ops}"),
+                Err(e) => assert_eq!(kind(&e), want, "{ops}: {}", e.detail),
+            }
+        }
+    }
+
+    /// The result of a PATCH is what a PUT of it would store, or a 400:
+    /// the review's 200 phone numbers and the 3,000-byte unknown
+    /// sub-attribute among them.
+    #[test]
+    fn a_patched_user_is_held_to_a_put() {
+        let filler = "z".repeat(3000);
+        let mut full = base();
+        full["phoneNumbers"] = phones(0..100);
+        let table: Vec<(&str, Value, Value, Result<Value, &str>)> = vec![
+            (
+                "a second request of 100 phone numbers",
+                full.clone(),
+                json!([{"op": "add", "path": "phoneNumbers", "value": phones(100..200)}]),
+                Err("invalidValue"),
+            ),
+            (
+                "one request, two operations of 100",
+                base(),
+                json!([{"op": "add", "path": "phoneNumbers", "value": phones(0..100)},
+                       {"op": "add", "path": "phoneNumbers", "value": phones(100..200)}]),
+                Err("invalidValue"),
+            ),
+            (
+                "the 101st through a filter that creates its element",
+                full.clone(),
+                json!([{"op": "add", "path": "phoneNumbers[type eq \"fax\"].value", "value": "+1"}]),
+                Err("invalidValue"),
+            ),
+            (
+                "an unknown sub-attribute in a created element is dropped, as a PUT drops it",
+                base(),
+                json!([{"op": "add", "path": format!("phoneNumbers[type eq \"fax\" and note eq \"{filler}\"].value"), "value": "+1"}]),
+                Ok(json!([{"type": "fax", "value": "+1"}])),
+            ),
+            (
+                "userName removed",
+                base(),
+                json!([{"op": "remove", "path": "userName"}]),
+                Err("invalidValue"),
+            ),
+        ];
+        for (name, doc, ops, want) in table {
+            let result = patch(doc, ops)
+                .and_then(|(doc, _)| patched_user(doc.as_object().cloned().unwrap_or_default()));
+            match (result, want) {
+                (Ok(input), Ok(phones)) => {
+                    assert_eq!(input.attrs.get("phoneNumbers"), Some(&phones), "{name}");
+                    let again = normalize_user(&Value::Object(input.attrs.clone())).unwrap();
+                    assert_eq!(again.attrs, input.attrs, "{name}: a PUT stores the same");
+                }
+                (Err(e), Err(want)) => assert_eq!(kind(&e), want, "{name}: {}", e.detail),
+                (got, want) => panic!("{name}: {got:?}, wanted {want:?}"),
             }
         }
     }

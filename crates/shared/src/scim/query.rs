@@ -1,12 +1,18 @@
 //! List and search parameters (RFC 7644 §3.4.2, §3.4.3) and the
 //! `attributes` / `excludedAttributes` projection of a rendered resource.
+//!
+//! Every attribute path here is held to the filter's limits: `sortBy` and
+//! each list at most `MAX_FILTER_LEN` bytes, a list at most
+//! `MAX_FILTER_TERMS` names; past them, `invalidValue` naming the limit.
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
-use super::filter::{parse_filter, split_attr_path, AttrPath, Filter};
+use super::filter::{
+    parse_filter, split_attr_path, AttrPath, Filter, MAX_FILTER_LEN, MAX_FILTER_TERMS,
+};
 use super::MAX_PAGE_SIZE;
 
 /// The page size when `count` is not given.
@@ -34,11 +40,11 @@ impl Projection {
     pub fn from_lists(attributes: Option<&str>, excluded: Option<&str>) -> Result<Self, ScimError> {
         Ok(Projection {
             attributes: attributes
-                .map(parse_attr_list)
+                .map(|l| parse_attr_list("attributes", l))
                 .transpose()?
                 .unwrap_or_default(),
             excluded: excluded
-                .map(parse_attr_list)
+                .map(|l| parse_attr_list("excludedAttributes", l))
                 .transpose()?
                 .unwrap_or_default(),
         })
@@ -201,16 +207,42 @@ fn remove_path(obj: &mut Map<String, Value>, path: &AttrPath) {
     }
 }
 
-/// A comma-separated attribute list.
-pub fn parse_attr_list(list: &str) -> Result<Vec<AttrPath>, ScimError> {
-    list.split(',')
+/// A comma-separated attribute list, the value of the parameter `name`.
+pub fn parse_attr_list(name: &str, list: &str) -> Result<Vec<AttrPath>, ScimError> {
+    if list.len() > MAX_FILTER_LEN {
+        return Err(ScimError::invalid_value(format!(
+            "{name} is longer than {MAX_FILTER_LEN} bytes"
+        )));
+    }
+    let names: Vec<&str> = list
+        .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
+        .collect();
+    if names.len() > MAX_FILTER_TERMS {
+        return Err(ScimError::invalid_value(format!(
+            "{name} lists more than {MAX_FILTER_TERMS} attributes"
+        )));
+    }
+    names
+        .into_iter()
         .map(|s| {
-            split_attr_path(s)
-                .ok_or_else(|| ScimError::invalid_value(format!("{s:?} is not an attribute name")))
+            split_attr_path(s).ok_or_else(|| {
+                ScimError::invalid_value(format!("{name}: {s:?} is not an attribute name"))
+            })
         })
         .collect()
+}
+
+/// `sortBy`: one attribute path.
+fn parse_sort_by(s: &str) -> Result<AttrPath, ScimError> {
+    if s.len() > MAX_FILTER_LEN {
+        return Err(ScimError::invalid_value(format!(
+            "sortBy is longer than {MAX_FILTER_LEN} bytes"
+        )));
+    }
+    split_attr_path(s.trim())
+        .ok_or_else(|| ScimError::invalid_value(format!("sortBy {s:?} is not an attribute")))
 }
 
 fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
@@ -247,13 +279,7 @@ impl ListParams {
                 )))
             }
         };
-        let sort_by = sort_by
-            .map(|s| {
-                split_attr_path(s.trim()).ok_or_else(|| {
-                    ScimError::invalid_value(format!("sortBy {s:?} is not an attribute"))
-                })
-            })
-            .transpose()?;
+        let sort_by = sort_by.map(parse_sort_by).transpose()?;
         Ok(ListParams {
             filter: filter.map(parse_filter).transpose()?,
             sort_by,
@@ -427,6 +453,54 @@ mod tests {
         ] {
             assert_eq!(q(bad).unwrap_err().status, 400, "{bad:?}");
         }
+        // Multi-byte text where a name is read, and every limit: refused
+        // as precise 400s, never a panic.
+        let long_list = vec!["a"; MAX_FILTER_LEN / 2 + 1].join(",");
+        let many = vec!["userName"; MAX_FILTER_TERMS + 1].join(",");
+        let terms = vec!["a pr"; MAX_FILTER_TERMS + 1].join(" or ");
+        let long_sort = "a".repeat(MAX_FILTER_LEN + 1);
+        let table: Vec<(&str, &str, &str, &str)> = vec![
+            ("attributes", "abcé", "invalidValue", "attributes"),
+            (
+                "excludedAttributes",
+                "urn:é",
+                "invalidValue",
+                "excludedAttributes",
+            ),
+            ("sortBy", "abcé", "invalidValue", "sortBy"),
+            ("sortBy", "ürn:a", "invalidValue", "sortBy"),
+            ("filter", "abcé pr", "invalidFilter", "position"),
+            (
+                "attributes",
+                &long_list,
+                "invalidValue",
+                "longer than 4096 bytes",
+            ),
+            (
+                "excludedAttributes",
+                &many,
+                "invalidValue",
+                "more than 100 attributes",
+            ),
+            (
+                "sortBy",
+                &long_sort,
+                "invalidValue",
+                "longer than 4096 bytes",
+            ),
+            ("filter", &terms, "invalidFilter", "more than 100 terms"),
+        ];
+        for (name, value, scim_type, detail) in table {
+            let err = q(&[(name, value)]).unwrap_err();
+            assert_eq!(
+                err.scim_type.map(|t| t.as_str()),
+                Some(scim_type),
+                "{name}={value}"
+            );
+            assert!(err.detail.contains(detail), "{name}: {}", err.detail);
+        }
+        assert!(q(&[("attributes", &vec!["userName"; MAX_FILTER_TERMS].join(","))]).is_ok());
+
         let body = json!({"schemas": [SEARCH_REQUEST_SCHEMA], "filter": "userName sw \"a\"", "startIndex": 2, "count": 10,
                           "attributes": ["userName"], "sortBy": "userName"});
         let p = ListParams::from_search_body(&body).unwrap();

@@ -177,3 +177,9 @@ pub fn is_enterprise_urn(urn: &str) -> bool {
 pub fn is_user_urn(urn: &str) -> bool {
     urn.eq_ignore_ascii_case(super::USER_SCHEMA)
 }
+
+/// Does `s` start with `urn:`, whatever its case? Reads the first four
+/// bytes only when they are whole characters, so any name is safe.
+pub fn has_urn_prefix(s: &str) -> bool {
+    s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+}

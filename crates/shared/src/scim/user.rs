@@ -62,7 +62,7 @@ pub fn normalize_user(body: &Value) -> Result<UserInput, ScimError> {
 pub fn normalize_document(obj: &Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
     let mut out = Map::new();
     for (key, value) in obj {
-        if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
+        if key.len() > 4 && schema::has_urn_prefix(key) {
             if schema::is_enterprise_urn(key) {
                 if let Some(ext) = value.as_object() {
                     let ext = normalize_attrs(ext, ENTERPRISE_ATTRS)?;
@@ -344,5 +344,17 @@ mod tests {
             let err = normalize_user(&body).unwrap_err();
             assert_eq!(err.status, 400, "{body}");
         }
+    }
+
+    /// Keys are compared by characters: multi-byte text where a URN prefix
+    /// is looked for is an unknown attribute, dropped (I5), not a panic.
+    #[test]
+    fn multi_byte_keys_are_unknown_attributes() {
+        let body = json!({
+            "userName": "u@x.com",
+            "abcé": 1, "urné": 2, "ürn:x": 3, "urn\u{301}:a": 4, "😀😀": 5, "é": 6,
+        });
+        let got = normalize_user(&body).unwrap();
+        assert_eq!(Value::Object(got.attrs), json!({"userName": "u@x.com"}));
     }
 }

@@ -4,6 +4,10 @@
 //!
 //! caseExact follows RFC 7643: `id` and `externalId` compare exactly,
 //! everything else case-insensitively.
+//!
+//! Translation recurses once per level of the filter's tree, whose height
+//! the parser bounds (`scim::filter`: `and`/`or` chains are one node each,
+//! nesting is at most `MAX_FILTER_DEPTH`), so it cannot exhaust the stack.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -244,16 +248,19 @@ fn condition(
 ) -> Result<SqlFragment, ScimError> {
     let mut out = SqlFragment::default();
     match filter {
-        Filter::And(a, b) | Filter::Or(a, b) => {
+        Filter::And(items) | Filter::Or(items) => {
             let op = if matches!(filter, Filter::And(..)) {
                 " AND "
             } else {
                 " OR "
             };
             out.push("(");
-            out.append(condition(a, resolve)?);
-            out.push(op);
-            out.append(condition(b, resolve)?);
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(op);
+                }
+                out.append(condition(item, resolve)?);
+            }
             out.push(")");
         }
         Filter::Not(inner) => {
