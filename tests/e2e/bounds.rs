@@ -216,6 +216,36 @@ async fn a_client_that_writes_its_whole_body_first_reads_the_413() {
     assert_eq!(stack.count("SELECT count(*) AS n FROM users"), 0);
 }
 
+/// A request the HTTP layer refuses before any handler runs (more headers
+/// than it parses: 431) is answered and the connection closed; a client
+/// still writing its body must read that answer, not a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_before_routing_is_answered_to_a_client_still_writing() {
+    let stack = Stack::start("linger").await;
+    let t = stack.tenant("");
+    let port = stack.http_port;
+    let path = format!("/scim/v2/{}/Bulk", t.id);
+    let token = t.token.clone();
+    let line = tokio::task::spawn_blocking(move || {
+        let junk: String = (0..150).map(|i| format!("X-Junk-{i}: j\r\n")).collect();
+        let body = vec![b' '; 4_000_000];
+        write_all_then_read(
+            port,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{junk}Content-Length: {}\r\n\r\n",
+                body.len()
+            ),
+            &body,
+        )
+    })
+    .await
+    .expect("the raw client");
+    assert!(line.starts_with("HTTP/1.1 431"), "{line}");
+    // The ingress goes on serving.
+    let r = t.get("/Users").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 /// Wait until `n` of the ingress's statements wait for a lock.
 async fn statements_waiting_for_a_lock(stack: &Stack, n: i64) {
     let db = stack

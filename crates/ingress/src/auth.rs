@@ -12,7 +12,7 @@
 //! address behind a proxy).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,8 +41,8 @@ fn unauthorized() -> IngressError {
 fn client_address(parts: &Parts) -> IpAddr {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<ConnectInfo<crate::lingering::ClientAddr>>()
+        .map(|c| c.0 .0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 

@@ -17,6 +17,7 @@ mod discovery;
 mod error;
 mod groups;
 mod limits;
+mod lingering;
 mod metrics;
 mod paths;
 mod readiness;
@@ -271,8 +272,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, reply_topic, "ingress listening");
-    // The peer's address counts failed authentications (`limits`).
-    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Connections close gracefully (`lingering`), so a client still writing
+    // its body reads the answer; the peer's address counts failed
+    // authentications (`limits`).
+    let listener = lingering::LingeringListener(listener);
+    let service = router(state).into_make_service_with_connect_info::<lingering::ClientAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
