@@ -46,6 +46,24 @@ ensure_scim2_tester() {
   echo "$SCIM2_PINS" >"$SCIM2_VENV/.pins"
 }
 
+# The deployment files' schema validators (scripts/check-deploy), pinned in
+# deploy/validators.txt, in a virtualenv cached per user.
+DEPLOY_VENV="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/deploy-venv"
+KUBERNETES_VERSION="1.30.0"
+ensure_deploy_validators() {
+  local pins
+  pins="$(cat "$ROOT/deploy/validators.txt")"
+  if [ -x "$DEPLOY_VENV/bin/kubernetes-validate" ] && [ "$(cat "$DEPLOY_VENV/.pins" 2>/dev/null)" = "$pins" ]; then
+    return
+  fi
+  log "installing the deployment files' validators (deploy/validators.txt)"
+  rm -rf "$DEPLOY_VENV"
+  python3 -m venv "$DEPLOY_VENV" || die "python3 -m venv failed"
+  "$DEPLOY_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/deploy/validators.txt" \
+    || die "installing the deployment validators failed"
+  echo "$pins" >"$DEPLOY_VENV/.pins"
+}
+
 ensure_postgres_binaries() {
   [ -x "$PG_BIN/initdb" ] && return
   log "installing PostgreSQL 15 server binaries"
