@@ -13,6 +13,7 @@ mod bulk;
 mod discovery;
 mod error;
 mod groups;
+mod health;
 mod limits;
 mod metrics;
 mod paths;
@@ -239,11 +240,21 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         .tenants
         .follow_changes(state.config.database_url.clone(), shutdown.clone())
         .context("starting the tenant change listener")?;
-    // /metrics on its own listener, never on the SCIM one.
+    // /metrics, /healthz and /readyz on their own listener, never on the
+    // SCIM one.
     metrics::init();
+    let readiness = scimflow_shared::metrics::Readiness::new();
+    health::follow(
+        state.pool.clone(),
+        state.producer.clone(),
+        state.topics.commands(),
+        readiness.clone(),
+        shutdown.clone(),
+    );
     scimflow_shared::metrics::serve_admin(
         state.config.admin_addr,
         state.pool.clone(),
+        readiness,
         shutdown.clone(),
     )
     .await

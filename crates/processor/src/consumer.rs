@@ -25,7 +25,7 @@ use scimflow_shared::ScimError;
 
 use crate::batch::{run_batch, BatchSettings, Disposition, Inbound};
 use crate::fair::{Position, Window};
-use crate::{metrics, relay};
+use crate::{health, metrics, relay};
 
 /// Failed attempts of one batch before commands that keep failing with a
 /// database error are dead-lettered one by one instead.
@@ -55,6 +55,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
 
     let group = GroupContext::default();
     let revoked = group.revoked.clone();
+    let assignment = group.assignment.clone();
     let consumer: StreamConsumer<GroupContext> = bus::group_consumer_config(
         &config.kafka_brokers,
         &config.consumer_group,
@@ -78,9 +79,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     tracing::info!(group = %config.consumer_group, topic = %topics.commands(), "processor started");
 
     metrics::init();
+    let readiness = scimflow_shared::metrics::Readiness::new();
+    health::follow(
+        pool.clone(),
+        assignment,
+        readiness.clone(),
+        shutdown.clone(),
+    );
     scimflow_shared::metrics::serve_admin(
         config.processor_admin_addr,
         pool.clone(),
+        readiness,
         shutdown.clone(),
     )
     .await
@@ -346,6 +355,8 @@ impl Inbox {
 #[derive(Default)]
 struct GroupContext {
     revoked: Arc<Mutex<BTreeSet<i32>>>,
+    /// For `/readyz` (`health`).
+    assignment: health::Assignment,
 }
 
 impl ClientContext for GroupContext {}
@@ -361,12 +372,16 @@ impl ConsumerContext for GroupContext {
         };
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.assignment
+                    .assigned(tpl.elements().iter().map(|e| e.partition()));
                 tracing::info!(partitions = %list(tpl), "partitions assigned")
             }
             Rebalance::Revoke(tpl) => {
                 if let Ok(mut revoked) = self.revoked.lock() {
                     revoked.extend(tpl.elements().iter().map(|e| e.partition()));
                 }
+                self.assignment
+                    .revoked(tpl.elements().iter().map(|e| e.partition()));
                 tracing::info!(partitions = %list(tpl), "partitions revoked")
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),

@@ -13,6 +13,7 @@ pub mod apply;
 pub mod batch;
 mod consumer;
 mod fair;
+mod health;
 mod metrics;
 mod relay;
 

@@ -1,0 +1,93 @@
+//! What an orchestrator sees: health and readiness on the admin listeners.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{eventually, free_port, Stack};
+
+/// `GET path` on an admin listener: the status and the body.
+async fn admin_get(stack: &Stack, port: u16, path: &str) -> Option<(u16, String)> {
+    let r = stack
+        .http
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.text().await.ok()?))
+}
+
+/// The `/readyz` body once it has `status`, polled with a deadline.
+async fn readyz_reaches(stack: &Stack, port: u16, status: &str) -> Value {
+    eventually(
+        &format!("/readyz on port {port} to say {status}"),
+        Duration::from_secs(120),
+        || async move {
+            let (code, body) = admin_get(stack, port, "/readyz").await?;
+            let body: Value = serde_json::from_str(&body).ok()?;
+            (body["status"] == status).then(|| {
+                let ok = status == "ready" || status == "idle";
+                assert_eq!(code, if ok { 200 } else { 503 }, "{body}");
+                body
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_listeners_answer_health_and_readiness_for_both_roles() {
+    let (stack, ingress_admin) = Stack::new("health").with_admin_port("SCIMFLOW_ADMIN_ADDR");
+    let (stack, first_admin) = stack.with_admin_port("SCIMFLOW_PROCESSOR_ADMIN_ADDR");
+    // One partition: a second processor in the group has nothing to do.
+    let mut stack = stack
+        .with_env("SCIMFLOW_COMMAND_PARTITIONS", "1")
+        .started()
+        .await;
+    for port in [ingress_admin, first_admin] {
+        assert_eq!(
+            admin_get(&stack, port, "/healthz").await,
+            Some((200, "ok".into())),
+            "port {port}"
+        );
+    }
+    readyz_reaches(&stack, ingress_admin, "ready").await;
+    let body = readyz_reaches(&stack, first_admin, "ready").await;
+    assert_eq!(body["partitions"], serde_json::json!([0]), "{body}");
+
+    // A second member, on an admin port of its own.
+    let second_admin = free_port();
+    stack
+        .env
+        .retain(|(k, _)| k != "SCIMFLOW_PROCESSOR_ADMIN_ADDR");
+    stack.env.push((
+        "SCIMFLOW_PROCESSOR_ADMIN_ADDR".into(),
+        format!("127.0.0.1:{second_admin}"),
+    ));
+    stack.spawn_processor();
+    // The group decides which member keeps partition 0; the other one
+    // reports itself idle, and says why.
+    let (idle, busy) = eventually(
+        "one processor ready with partition 0 and the other idle",
+        Duration::from_secs(120),
+        || async {
+            let mut states = Vec::new();
+            for port in [first_admin, second_admin] {
+                let (code, body) = admin_get(&stack, port, "/readyz").await?;
+                states.push((code, serde_json::from_str::<Value>(&body).ok()?));
+            }
+            let find = |s: &str| states.iter().find(|(_, b)| b["status"] == s).cloned();
+            Some((find("idle")?, find("ready")?))
+        },
+    )
+    .await;
+    assert_eq!(idle.0, 200, "an idle standby is not a failure: {idle:?}");
+    assert_eq!(
+        idle.1["reason"], "more group members than partitions",
+        "{idle:?}"
+    );
+    assert_eq!(busy.0, 200);
+    assert_eq!(busy.1["partitions"], serde_json::json!([0]), "{busy:?}");
+}
