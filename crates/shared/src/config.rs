@@ -69,8 +69,10 @@ pub struct Config {
     /// `SCIMFLOW_PUBLIC_URL` (default http://<http_addr>): how clients
     /// reach the ingress; SCIM base URLs and `meta.location` start with it.
     pub public_url: String,
-    /// `SCIMFLOW_INSTANCE_ID` (default `ingress-<port>`): names this
-    /// ingress's reply topic. Must be unique among running ingresses.
+    /// `SCIMFLOW_INSTANCE_ID` (default `ingress-<hostname>-<port>`, or
+    /// `ingress-<port>` when the host has no name): names this ingress's
+    /// reply topic. Must be unique among running ingresses; the hostname
+    /// (a container's id, a pod's name) makes the default so.
     pub instance_id: String,
     /// `SCIMFLOW_REPLY_DEADLINE_MS` (default 10000): how long a write waits
     /// for its outcome before answering 503 with Retry-After.
@@ -109,6 +111,9 @@ pub struct Config {
 struct Sources<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     file: HashMap<String, String>,
+    /// This host's name (`HOSTNAME`, else the kernel's), for defaults that
+    /// must differ between replicas.
+    hostname: Option<String>,
 }
 
 impl Sources<'_> {
@@ -182,6 +187,32 @@ pub fn parse_config_file(text: &str) -> Result<HashMap<String, String>, String> 
     Ok(settings)
 }
 
+/// `ingress-<hostname>-<port>`: replicas of one image run on hosts of their
+/// own name (Docker: the container id; Kubernetes: the pod name) and would
+/// otherwise share a reply topic. The hostname keeps only what a topic
+/// name allows, at most 64 characters; without one, `ingress-<port>`.
+fn default_instance_id(hostname: Option<&str>, port: u16) -> String {
+    let host: String = hostname
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    let host = host.trim_matches(|c| matches!(c, '.' | '-' | '_'));
+    if host.is_empty() {
+        format!("ingress-{port}")
+    } else {
+        format!("ingress-{host}-{port}")
+    }
+}
+
 impl Config {
     /// The process's configuration: the environment, over the file named
     /// by `SCIMFLOW_CONFIG` if set.
@@ -197,7 +228,16 @@ impl Config {
                 parse_config_file(&text).map_err(|reason| ConfigError::File { path, reason })?
             }
         };
-        Config::from_sources(&Sources { env: &env, file })
+        let hostname = env("HOSTNAME").or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        });
+        Config::from_sources(&Sources {
+            env: &env,
+            file,
+            hostname,
+        })
     }
 
     fn from_sources(src: &Sources<'_>) -> Result<Self, ConfigError> {
@@ -253,7 +293,7 @@ impl Config {
         let batch_max: usize = src.parse_count("SCIMFLOW_BATCH_MAX", 500)?;
         let instance_id = src
             .var("SCIMFLOW_INSTANCE_ID")
-            .unwrap_or_else(|| format!("ingress-{}", http_addr.port()));
+            .unwrap_or_else(|| default_instance_id(src.hostname.as_deref(), http_addr.port()));
         if !instance_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -339,7 +379,52 @@ mod tests {
             path: "test.env".into(),
             reason,
         })?;
-        Config::from_sources(&Sources { env: &lookup, file })
+        Config::from_sources(&Sources {
+            env: &lookup,
+            file,
+            hostname: None,
+        })
+    }
+
+    #[test]
+    fn the_instance_id_defaults_to_the_hostname_and_the_port() {
+        // (hostname, SCIMFLOW_INSTANCE_ID, expected)
+        let cases: &[(Option<&str>, Option<&str>, &str)] = &[
+            (
+                Some("scimflow-ingress-7d4b9c-x2k8p"),
+                None,
+                "ingress-scimflow-ingress-7d4b9c-x2k8p-8080",
+            ),
+            (Some("3f2a9c1b7e0d\n"), None, "ingress-3f2a9c1b7e0d-8080"),
+            (
+                Some("host name/with:odd*chars"),
+                None,
+                "ingress-host-name-with-odd-chars-8080",
+            ),
+            (Some("  "), None, "ingress-8080"),
+            (Some("***"), None, "ingress-8080"),
+            (None, None, "ingress-8080"),
+            (Some("web-1"), Some("edge-a"), "edge-a"),
+        ];
+        for (hostname, set, expected) in cases {
+            let env: Vec<(&str, &str)> = set.iter().map(|v| ("SCIMFLOW_INSTANCE_ID", *v)).collect();
+            let env: HashMap<String, String> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let lookup = move |name: &str| env.get(name).cloned();
+            let file = parse_config_file(FILE).expect("file");
+            let c = Config::from_sources(&Sources {
+                env: &lookup,
+                file,
+                hostname: hostname.map(str::to_string),
+            })
+            .expect("valid");
+            assert_eq!(c.instance_id, *expected, "{hostname:?}");
+        }
+        let long = "h".repeat(300);
+        let id = default_instance_id(Some(&long), 9);
+        assert_eq!(id.len(), "ingress-".len() + 64 + "-9".len(), "{id}");
     }
 
     const FILE: &str = "# scimflow\n\
