@@ -227,10 +227,10 @@ async fn the_bulk_partitioner_agrees_with_the_producer() {
     let stack = Stack::new("bulk_partitioner");
     let topic = format!("{}.partitioner-check", stack.prefix());
     let partitions = 8;
-    bus::ensure_topics(&stack.kafka, &[(topic.clone(), partitions)])
+    bus::ensure_topics(&stack.kafka_settings(), &[(topic.clone(), partitions)])
         .await
         .expect("create the topic");
-    let producer: FutureProducer = bus::producer_config(&stack.kafka)
+    let producer: FutureProducer = bus::producer_config(&stack.kafka_settings())
         .create()
         .expect("a producer");
     let mut seen = std::collections::BTreeSet::new();

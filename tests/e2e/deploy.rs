@@ -91,3 +91,37 @@ async fn admin_listeners_answer_health_and_readiness_for_both_roles() {
     assert_eq!(busy.0, 200);
     assert_eq!(busy.1["partitions"], serde_json::json!([0]), "{busy:?}");
 }
+
+/// A librdkafka property set through the configuration reaches the
+/// producer and both kinds of consumer, seen from outside: with
+/// `statistics.interval.ms` set, each client reports statistics, and each
+/// role counts them by client type. (Without it librdkafka reports none.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_properties_pass_through_to_every_client() {
+    let (stack, ingress_admin) = Stack::new("passthrough").with_admin_port("SCIMFLOW_ADMIN_ADDR");
+    let (stack, processor_admin) = stack.with_admin_port("SCIMFLOW_PROCESSOR_ADMIN_ADDR");
+    let stack = stack
+        .with_env("KAFKA_PROPERTY_STATISTICS_INTERVAL_MS", "200")
+        .started()
+        .await;
+    // The ingress: its producer and its reply consumer (outside any
+    // group); the processor: its producer and its group consumer.
+    for (role, port) in [("ingress", ingress_admin), ("processor", processor_admin)] {
+        for client in ["producer", "consumer"] {
+            let series = format!("scimflow_kafka_statistics_total{{client=\"{client}\"}}");
+            eventually(
+                &format!("the {role}'s {client} to report statistics"),
+                Duration::from_secs(60),
+                || async {
+                    let metrics = stack.metrics(port).await;
+                    metrics
+                        .lines()
+                        .find_map(|l| l.strip_prefix(series.as_str()))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .filter(|n| *n > 0)
+                },
+            )
+            .await;
+        }
+    }
+}

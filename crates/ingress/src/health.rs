@@ -3,7 +3,8 @@
 //! background task (every `READINESS_INTERVAL`), so a probe costs neither
 //! a database connection nor a broker round trip.
 
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer as _;
+use scimflow_shared::bus::Producer;
 use scimflow_shared::metrics::{Readiness, ReadyState, READINESS_INTERVAL};
 use scimflow_shared::store::{self, PgPool};
 use tokio::sync::watch;
@@ -11,7 +12,7 @@ use tokio::sync::watch;
 /// Keep `readiness` current until `shutdown` turns true.
 pub fn follow(
     pool: PgPool,
-    producer: FutureProducer,
+    producer: Producer,
     command_topic: String,
     readiness: Readiness,
     mut shutdown: watch::Receiver<bool>,
@@ -28,7 +29,7 @@ pub fn follow(
     });
 }
 
-async fn check(pool: &PgPool, producer: &FutureProducer, topic: &str) -> ReadyState {
+async fn check(pool: &PgPool, producer: &Producer, topic: &str) -> ReadyState {
     let pool = pool.clone();
     let db = tokio::task::spawn_blocking(move || -> Result<(), store::StoreError> {
         let mut conn = pool.get()?;

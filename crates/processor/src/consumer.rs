@@ -13,7 +13,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
@@ -42,7 +42,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         .context("connecting to PostgreSQL")?;
     let topics = Topics::new(&config.topic_prefix);
     bus::ensure_topics(
-        &config.kafka_brokers,
+        &config.kafka,
         &[
             (topics.commands(), config.command_partitions),
             (topics.dead_letters(), config.command_partitions),
@@ -56,23 +56,20 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     let group = GroupContext::default();
     let revoked = group.revoked.clone();
     let assignment = group.assignment.clone();
-    let consumer: StreamConsumer<GroupContext> = bus::group_consumer_config(
-        &config.kafka_brokers,
-        &config.consumer_group,
-        config.kafka_fetch_wait,
-    )
-    .create_with_context(group)
-    .context("creating the Kafka consumer")?;
+    let consumer: StreamConsumer<GroupContext> =
+        bus::group_consumer_config(&config.kafka, &config.consumer_group)
+            .create_with_context(group)
+            .context("creating the Kafka consumer")?;
     consumer
         .subscribe(&[&topics.commands()])
         .context("subscribing to the command topic")?;
-    let producer: FutureProducer = bus::producer_config(&config.kafka_brokers)
-        .create()
+    let producer: bus::Producer = bus::producer_config(&config.kafka)
+        .create_with_context(bus::ClientStats)
         .context("creating the Kafka producer")?;
 
     let relay = tokio::spawn(relay::run(
         config.database_url.clone(),
-        config.kafka_brokers.clone(),
+        config.kafka.clone(),
         producer.clone(),
         shutdown.clone(),
     ));
@@ -359,7 +356,11 @@ struct GroupContext {
     assignment: health::Assignment,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        scimflow_shared::metrics::observe_kafka_statistics(&statistics);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -509,7 +510,7 @@ async fn apply_with_retries(
 /// One reply message per reply topic for the whole batch (`ReplyBatch`),
 /// outcomes in command order.
 fn send_replies(
-    producer: &FutureProducer,
+    producer: &bus::Producer,
     reply_to: &[Option<String>],
     dispositions: &[Disposition],
 ) {

@@ -25,11 +25,12 @@ use chrono::Utc;
 use diesel::{Connection, PgConnection};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use scimflow_shared::bus;
+use scimflow_shared::bus::KafkaSettings;
 use scimflow_shared::store::commands::{
     delete_published, last_attempt, record_attempt, try_relay_lock, unpublished,
     unpublished_between, OutboxRow,
@@ -62,12 +63,12 @@ fn in_flight_horizon() -> chrono::Duration {
 
 pub async fn run(
     database_url: String,
-    brokers: String,
-    producer: FutureProducer,
+    kafka: KafkaSettings,
+    producer: bus::Producer,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = lead(&database_url, &brokers, &producer, &mut shutdown).await {
+        if let Err(e) = lead(&database_url, &kafka, &producer, &mut shutdown).await {
             tracing::warn!(error = %e, "outbox relay interrupted; retrying");
         }
         if pause_unless_shutdown(&mut shutdown, Duration::from_secs(1)).await {
@@ -97,8 +98,8 @@ async fn on<T: Send + 'static>(
 /// until the connection fails or we shut down.
 async fn lead(
     database_url: &str,
-    brokers: &str,
-    producer: &FutureProducer,
+    kafka: &KafkaSettings,
+    producer: &bus::Producer,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
     let url = database_url.to_string();
@@ -111,8 +112,8 @@ async fn lead(
         Some(c) => Some(c),
         None => return Ok(()), // another processor relays; stand by
     };
-    let brokers = brokers.to_string();
-    on(&mut conn, move |c| recover(c, &brokers)).await?;
+    let kafka = kafka.clone();
+    on(&mut conn, move |c| recover(c, &kafka)).await?;
     loop {
         let rows = on(&mut conn, |c| Ok(unpublished(c, BATCH)?)).await?;
         if rows.is_empty() {
@@ -135,7 +136,7 @@ async fn lead(
 /// Produce every row and wait for all acknowledgements (acks=all). Rows
 /// are enqueued in id order on an idempotent producer, so per-key order
 /// holds.
-async fn publish(producer: &FutureProducer, rows: &[OutboxRow]) -> Result<(), RelayError> {
+async fn publish(producer: &bus::Producer, rows: &[OutboxRow]) -> Result<(), RelayError> {
     let mut pending = Vec::with_capacity(rows.len());
     for row in rows {
         let outbox_id = row.id.to_string();
@@ -166,7 +167,7 @@ async fn publish(producer: &FutureProducer, rows: &[OutboxRow]) -> Result<(), Re
 
 /// Delete the rows a previous relay attempted that are on their topics
 /// already; wait for the ones that may still land.
-fn recover(conn: &mut PgConnection, brokers: &str) -> Result<(), RelayError> {
+fn recover(conn: &mut PgConnection, kafka: &KafkaSettings) -> Result<(), RelayError> {
     let Some(attempt) = last_attempt(conn)? else {
         return Ok(());
     };
@@ -178,7 +179,7 @@ fn recover(conn: &mut PgConnection, brokers: &str) -> Result<(), RelayError> {
     let topics: BTreeSet<&str> = in_flight.iter().map(|r| r.topic.as_str()).collect();
     let horizon = attempt.attempted_at + in_flight_horizon();
     loop {
-        let found = scan_tails(brokers, &topics, &wanted)?;
+        let found = scan_tails(kafka, &topics, &wanted)?;
         let settled = found.len() == wanted.len() || Utc::now() > horizon;
         if settled {
             tracing::info!(
@@ -196,12 +197,12 @@ fn recover(conn: &mut PgConnection, brokers: &str) -> Result<(), RelayError> {
 /// The outbox ids among `wanted` found in the last `BATCH` messages of
 /// every partition of `topics`.
 fn scan_tails(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topics: &BTreeSet<&str>,
     wanted: &HashSet<i64>,
 ) -> Result<HashSet<i64>, RelayError> {
     let consumer: BaseConsumer =
-        bus::standalone_consumer_config(brokers, Duration::from_millis(20)).create()?;
+        bus::standalone_consumer_config(kafka, Duration::from_millis(20)).create()?;
     let timeout = Duration::from_secs(10);
     let mut tpl = TopicPartitionList::new();
     let mut ends: HashMap<(String, i32), i64> = HashMap::new();

@@ -7,6 +7,11 @@
 //! Docker's `env_file`); `#` starts a comment. The environment wins over
 //! the file, so one setting can be overridden for one run. A name the file
 //! does not know is an error, not a silently ignored typo.
+//!
+//! Besides scimflow's own settings, `KAFKA_PROPERTY_<NAME>` passes a
+//! librdkafka property to every Kafka client (`KafkaSettings`): NAME is the
+//! property upper-cased with `.` as `_` (`KAFKA_PROPERTY_SASL_MECHANISMS`
+//! is `sasl.mechanisms`). Properties the design depends on are refused.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -48,7 +53,124 @@ pub const SETTINGS: &[&str] = &[
     "SCIMFLOW_TENANT_RATE",
     "SCIMFLOW_TENANT_BURST",
     "SCIMFLOW_KAFKA_FETCH_WAIT_MS",
+    "SCIMFLOW_TOPIC_REPLICATION",
 ];
+
+/// Names starting with this pass a librdkafka property to every client.
+pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
+
+/// librdkafka properties scimflow sets itself because a guarantee rests on
+/// them: passing them through is refused, with the guarantee.
+const OWNED_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "it is set by KAFKA_BROKERS"),
+    ("metadata.broker.list", "it is set by KAFKA_BROKERS"),
+    ("group.id", "it is set by SCIMFLOW_CONSUMER_GROUP: every processor must be in the one group that divides the command topic's partitions"),
+    ("enable.auto.commit", "the processor commits an offset only after the database transaction that applied its command (P1)"),
+    ("enable.auto.offset.store", "the processor stores an offset only after the database transaction that applied its command (P1)"),
+    ("auto.offset.reset", "a new consumer group must start at the earliest command, or commands already on the topic are never applied"),
+    ("enable.idempotence", "a retried send must not duplicate or reorder one resource's commands (P2)"),
+    ("acks", "a write is acknowledged only once every in-sync replica has its command"),
+    ("request.required.acks", "a write is acknowledged only once every in-sync replica has its command"),
+    ("partitioner", "the ingress groups a /Bulk request's commands by the partition librdkafka's consistent_random partitioner picks for each key"),
+    ("transactional.id", "scimflow does not use Kafka transactions: the database transaction and the outbox decide what happened"),
+    ("isolation.level", "scimflow does not use Kafka transactions, so there is nothing for read_committed to hide"),
+    ("message.timeout.ms", "an outbox relay taking over waits this bound (10 s) before publishing what its predecessor may still deliver"),
+    ("delivery.timeout.ms", "an outbox relay taking over waits this bound (10 s) before publishing what its predecessor may still deliver"),
+    ("fetch.wait.max.ms", "it is set by SCIMFLOW_KAFKA_FETCH_WAIT_MS"),
+];
+
+/// Whether a property's value is a secret, shown redacted
+/// (`scimflow config check`, debug output).
+pub fn is_secret_property(name: &str) -> bool {
+    name.contains("password")
+        || name.contains("secret")
+        || name.contains(".pem")
+        || name == "sasl.oauthbearer.config"
+}
+
+/// The Kafka clients' settings, given to every `bus` client builder.
+#[derive(Clone)]
+pub struct KafkaSettings {
+    /// `KAFKA_BROKERS`: bootstrap servers, comma-separated.
+    pub brokers: String,
+    /// `KAFKA_PROPERTY_*`: librdkafka properties for every client, by
+    /// their librdkafka names, sorted.
+    pub properties: Vec<(String, String)>,
+    /// `SCIMFLOW_KAFKA_FETCH_WAIT_MS` (default 50): how long the broker may
+    /// hold a consumer's fetch when it has nothing new (`fetch.wait.max.ms`)
+    /// for the processor and the reply consumers. Kafka answers as soon as
+    /// data arrives, so this only bounds idle polling there; tansu 0.6 holds
+    /// every fetch this long, so against it this is latency per hop
+    /// (docs/PERFORMANCE.md).
+    pub fetch_wait: Duration,
+    /// `SCIMFLOW_TOPIC_REPLICATION` (default -1, the broker's default
+    /// replication factor): replicas of each topic scimflow creates.
+    pub topic_replication: i32,
+}
+
+impl KafkaSettings {
+    /// Defaults for `brokers`, no properties (tools and tests).
+    pub fn new(brokers: &str) -> Self {
+        KafkaSettings {
+            brokers: brokers.to_string(),
+            properties: Vec::new(),
+            fetch_wait: Duration::from_millis(50),
+            topic_replication: -1,
+        }
+    }
+
+    pub fn with_property(mut self, name: &str, value: &str) -> Self {
+        self.properties.retain(|(n, _)| n != name);
+        self.properties.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The properties with secrets replaced, for display.
+    pub fn redacted_properties(&self) -> Vec<(String, String)> {
+        self.properties
+            .iter()
+            .map(|(n, v)| {
+                let v = if is_secret_property(n) {
+                    "<redacted>".to_string()
+                } else {
+                    v.clone()
+                };
+                (n.clone(), v)
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("properties", &self.redacted_properties())
+            .field("fetch_wait", &self.fetch_wait)
+            .field("topic_replication", &self.topic_replication)
+            .finish()
+    }
+}
+
+/// The librdkafka name of a `KAFKA_PROPERTY_*` setting, or why it is
+/// refused.
+fn property_name(setting: &str) -> Result<String, String> {
+    let name = setting
+        .strip_prefix(KAFKA_PROPERTY_PREFIX)
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .replace('_', ".");
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+        return Err(
+            "expected KAFKA_PROPERTY_ and a librdkafka property name, upper-cased with '.' as '_'"
+                .into(),
+        );
+    }
+    if let Some((_, why)) = OWNED_PROPERTIES.iter().find(|(n, _)| *n == name) {
+        return Err(format!("{name} is set by scimflow: {why}"));
+    }
+    Ok(name)
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -56,8 +178,9 @@ pub struct Config {
     pub database_url: String,
     /// `SCIMFLOW_DB_POOL_SIZE` (default 16).
     pub db_pool_size: u32,
-    /// `KAFKA_BROKERS`: bootstrap servers, comma-separated.
-    pub kafka_brokers: String,
+    /// The Kafka clients' settings: `KAFKA_BROKERS`, `KAFKA_PROPERTY_*`,
+    /// `SCIMFLOW_KAFKA_FETCH_WAIT_MS`, `SCIMFLOW_TOPIC_REPLICATION`.
+    pub kafka: KafkaSettings,
     /// `SCIMFLOW_TOPIC_PREFIX` (default `scimflow`): every topic name
     /// starts with it, so several stacks (or tests) can share a broker.
     pub topic_prefix: String,
@@ -98,13 +221,6 @@ pub struct Config {
     /// `SCIMFLOW_TENANT_BURST` (default 40000): requests one tenant may make
     /// at once above its rate.
     pub tenant_burst: f64,
-    /// `SCIMFLOW_KAFKA_FETCH_WAIT_MS` (default 50): how long the broker may
-    /// hold a consumer's fetch when it has nothing new (`fetch.wait.max.ms`)
-    /// for the processor and the reply consumers. Kafka answers as soon as
-    /// data arrives, so this only bounds idle polling there; tansu 0.6 holds
-    /// every fetch this long, so against it this is latency per hop
-    /// (docs/PERFORMANCE.md).
-    pub kafka_fetch_wait: Duration,
 }
 
 /// Where settings come from: the environment first, then the file.
@@ -114,6 +230,8 @@ struct Sources<'a> {
     /// This host's name (`HOSTNAME`, else the kernel's), for defaults that
     /// must differ between replicas.
     hostname: Option<String>,
+    /// The environment's `KAFKA_PROPERTY_*` settings.
+    env_properties: Vec<(String, String)>,
 }
 
 impl Sources<'_> {
@@ -121,6 +239,40 @@ impl Sources<'_> {
         (self.env)(name)
             .or_else(|| self.file.get(name).cloned())
             .filter(|v| !v.trim().is_empty())
+    }
+
+    /// `KAFKA_PROPERTY_*` from the file, then the environment over it.
+    fn kafka_properties(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        let mut by_setting: std::collections::BTreeMap<&str, &str> = self
+            .file
+            .iter()
+            .filter(|(k, _)| k.starts_with(KAFKA_PROPERTY_PREFIX))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        for (k, v) in &self.env_properties {
+            by_setting.insert(k, v);
+        }
+        let mut properties = Vec::new();
+        for (setting, value) in by_setting {
+            if value.trim().is_empty() {
+                continue;
+            }
+            let name = property_name(setting).map_err(|reason| ConfigError::Invalid {
+                name: "KAFKA_PROPERTY_*",
+                value: format!(
+                    "{setting}={}",
+                    if is_secret_property(&setting.to_ascii_lowercase().replace('_', ".")) {
+                        "<redacted>"
+                    } else {
+                        value
+                    }
+                ),
+                reason,
+            })?;
+            properties.push((name, value.trim().to_string()));
+        }
+        properties.sort();
+        Ok(properties)
     }
 
     fn parse<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
@@ -170,7 +322,7 @@ pub fn parse_config_file(text: &str) -> Result<HashMap<String, String>, String> 
             return Err(format!("line {}: expected NAME=value", n + 1));
         };
         let name = name.trim();
-        if !SETTINGS.contains(&name) {
+        if !SETTINGS.contains(&name) && !name.starts_with(KAFKA_PROPERTY_PREFIX) {
             return Err(format!(
                 "line {}: {name:?} is not a scimflow setting (known: {})",
                 n + 1,
@@ -233,10 +385,14 @@ impl Config {
                 .ok()
                 .map(|h| h.trim().to_string())
         });
+        let env_properties = std::env::vars()
+            .filter(|(k, _)| k.starts_with(KAFKA_PROPERTY_PREFIX))
+            .collect();
         Config::from_sources(&Sources {
             env: &env,
             file,
             hostname,
+            env_properties,
         })
     }
 
@@ -329,7 +485,20 @@ impl Config {
                 reason: "must be between 1 and 5000 (0 would make consumers poll the broker in a busy loop)".into(),
             });
         }
-        let kafka_fetch_wait = Duration::from_millis(fetch_wait_ms);
+        let topic_replication: i32 = src.parse("SCIMFLOW_TOPIC_REPLICATION", -1)?;
+        if !(topic_replication == -1 || (1..=32767).contains(&topic_replication)) {
+            return Err(ConfigError::Invalid {
+                name: "SCIMFLOW_TOPIC_REPLICATION",
+                value: topic_replication.to_string(),
+                reason: "must be -1 (the broker's default) or a replica count of at least 1".into(),
+            });
+        }
+        let kafka = KafkaSettings {
+            brokers: kafka_brokers,
+            properties: src.kafka_properties()?,
+            fetch_wait: Duration::from_millis(fetch_wait_ms),
+            topic_replication,
+        };
         let admin_addr: SocketAddr = src.parse(
             "SCIMFLOW_ADMIN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 9090)),
@@ -343,7 +512,7 @@ impl Config {
             admin_addr,
             processor_admin_addr,
             db_pool_size,
-            kafka_brokers,
+            kafka,
             topic_prefix,
             command_partitions,
             http_addr,
@@ -355,7 +524,6 @@ impl Config {
             consumer_group,
             tenant_rate,
             tenant_burst,
-            kafka_fetch_wait,
         })
     }
 
@@ -374,16 +542,93 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let lookup = move |name: &str| env.get(name).cloned();
         let file = parse_config_file(file).map_err(|reason| ConfigError::File {
             path: "test.env".into(),
             reason,
         })?;
+        let env_properties = env
+            .iter()
+            .filter(|(k, _)| k.starts_with(KAFKA_PROPERTY_PREFIX))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |name: &str| env.get(name).cloned();
         Config::from_sources(&Sources {
             env: &lookup,
             file,
             hostname: None,
+            env_properties,
         })
+    }
+
+    #[test]
+    fn kafka_properties_pass_through_from_the_file_and_the_environment() {
+        let file = format!(
+            "{FILE}KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL\n\
+             KAFKA_PROPERTY_SASL_MECHANISMS=PLAIN\n\
+             KAFKA_PROPERTY_SASL_PASSWORD=from-the-file\n"
+        );
+        let c = config(
+            &[
+                ("KAFKA_PROPERTY_SASL_MECHANISMS", "SCRAM-SHA-512"),
+                ("KAFKA_PROPERTY_SASL_USERNAME", "scimflow"),
+                ("KAFKA_PROPERTY_SSL_CA_PEM", "-----BEGIN CERTIFICATE-----"),
+                ("KAFKA_PROPERTY_STATISTICS_INTERVAL_MS", "1000"),
+                ("SCIMFLOW_TOPIC_REPLICATION", "3"),
+            ],
+            &file,
+        )
+        .expect("valid");
+        let props = |ps: &[(String, String)]| {
+            ps.iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            props(&c.kafka.properties),
+            [
+                "sasl.mechanisms=SCRAM-SHA-512",
+                "sasl.password=from-the-file",
+                "sasl.username=scimflow",
+                "security.protocol=SASL_SSL",
+                "ssl.ca.pem=-----BEGIN CERTIFICATE-----",
+                "statistics.interval.ms=1000",
+            ]
+        );
+        assert_eq!(
+            props(&c.kafka.redacted_properties()),
+            [
+                "sasl.mechanisms=SCRAM-SHA-512",
+                "sasl.password=<redacted>",
+                "sasl.username=scimflow",
+                "security.protocol=SASL_SSL",
+                "ssl.ca.pem=<redacted>",
+                "statistics.interval.ms=1000",
+            ]
+        );
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("from-the-file"), "{shown}");
+        assert_eq!(c.kafka.topic_replication, 3);
+        let c = config(&[], FILE).expect("valid");
+        assert_eq!(c.kafka.topic_replication, -1, "the broker's default");
+        assert!(c.kafka.properties.is_empty());
+    }
+
+    #[test]
+    fn secrets_are_recognised_by_name() {
+        for (name, secret) in [
+            ("sasl.password", true),
+            ("ssl.key.password", true),
+            ("ssl.keystore.password", true),
+            ("ssl.key.pem", true),
+            ("ssl.certificate.pem", true),
+            ("sasl.oauthbearer.client.secret", true),
+            ("sasl.oauthbearer.config", true),
+            ("sasl.username", false),
+            ("security.protocol", false),
+            ("ssl.ca.location", false),
+        ] {
+            assert_eq!(is_secret_property(name), secret, "{name}");
+        }
     }
 
     #[test]
@@ -418,6 +663,7 @@ mod tests {
                 env: &lookup,
                 file,
                 hostname: hostname.map(str::to_string),
+                env_properties: Vec::new(),
             })
             .expect("valid");
             assert_eq!(c.instance_id, *expected, "{hostname:?}");
@@ -437,7 +683,7 @@ mod tests {
     fn the_file_supplies_settings_and_the_environment_overrides_it() {
         let c = config(&[], FILE).expect("valid");
         assert_eq!(c.database_url, "postgres://db/scimflow");
-        assert_eq!(c.kafka_brokers, "127.0.0.1:9092");
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
         assert_eq!(c.batch_max, 250);
         assert_eq!(c.tenant_rate, 20000.0, "a default");
         let c = config(&[("SCIMFLOW_BATCH_MAX", "64")], FILE).expect("valid");
@@ -489,6 +735,41 @@ mod tests {
                 &[("SCIMFLOW_PUBLIC_URL", "ftp://x")],
                 FILE,
                 "SCIMFLOW_PUBLIC_URL=\"ftp://x\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_TOPIC_REPLICATION", "0")],
+                FILE,
+                "SCIMFLOW_TOPIC_REPLICATION=\"0\" is invalid",
+            ),
+            (
+                &[("KAFKA_PROPERTY_ENABLE_AUTO_COMMIT", "true")],
+                FILE,
+                "enable.auto.commit is set by scimflow: the processor commits an offset only after the database transaction",
+            ),
+            (
+                &[],
+                "DATABASE_URL=x\nKAFKA_BROKERS=y\nKAFKA_PROPERTY_ACKS=1\n",
+                "acks is set by scimflow: a write is acknowledged only once every in-sync replica",
+            ),
+            (
+                &[("KAFKA_PROPERTY_BOOTSTRAP_SERVERS", "elsewhere:9092")],
+                FILE,
+                "bootstrap.servers is set by scimflow: it is set by KAFKA_BROKERS",
+            ),
+            (
+                &[("KAFKA_PROPERTY_PARTITIONER", "murmur2")],
+                FILE,
+                "partitioner is set by scimflow",
+            ),
+            (
+                &[("KAFKA_PROPERTY_TRANSACTIONAL_ID", "t")],
+                FILE,
+                "transactional.id is set by scimflow",
+            ),
+            (
+                &[("KAFKA_PROPERTY_", "x")],
+                FILE,
+                "expected KAFKA_PROPERTY_ and a librdkafka property name",
             ),
         ];
         for (env, file, expected) in cases {
