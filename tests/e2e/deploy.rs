@@ -125,3 +125,47 @@ async fn kafka_properties_pass_through_to_every_client() {
         }
     }
 }
+
+/// The value of the first series line starting with `prefix`.
+fn series(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.rsplit(' ').next())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Both roles say which build they run and report their process's
+/// resources; by default the request series carry no tenant ids, so their
+/// number does not grow with tenants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_info_and_process_series_on_both_roles_and_no_tenant_label_by_default() {
+    let (stack, ingress_admin) = Stack::new("build_info").with_admin_port("SCIMFLOW_ADMIN_ADDR");
+    let (stack, processor_admin) = stack.with_admin_port("SCIMFLOW_PROCESSOR_ADMIN_ADDR");
+    let stack = stack.started().await;
+    let t = stack.tenant("");
+    assert_eq!(t.get("/Users").await.status, 200);
+    for port in [ingress_admin, processor_admin] {
+        let metrics = stack.metrics(port).await;
+        let build = format!(
+            "scimflow_build_info{{librdkafka=\"{}\",version=\"{}\"}}",
+            rdkafka::util::get_rdkafka_version().1,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(series(&metrics, &build), Some(1.0), "{build} in\n{metrics}");
+        let rss = series(&metrics, "process_resident_memory_bytes ").unwrap_or_default();
+        assert!(rss > 1_000_000.0, "resident memory {rss} in\n{metrics}");
+        assert!(
+            series(&metrics, "process_cpu_seconds_total ").is_some(),
+            "{metrics}"
+        );
+    }
+    let ingress = stack.metrics(ingress_admin).await;
+    let listed = "scimflow_http_requests_total{method=\"GET\",route=\"/scim/v2/{tenant_id}/Users\",status=\"200\",tenant=\"\"}";
+    assert_eq!(
+        series(&ingress, listed),
+        Some(1.0),
+        "{listed} in\n{ingress}"
+    );
+    assert!(!ingress.contains(&t.id.to_string()), "{ingress}");
+}

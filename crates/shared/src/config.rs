@@ -54,6 +54,7 @@ pub const SETTINGS: &[&str] = &[
     "SCIMFLOW_TENANT_BURST",
     "SCIMFLOW_KAFKA_FETCH_WAIT_MS",
     "SCIMFLOW_TOPIC_REPLICATION",
+    "SCIMFLOW_METRICS_TENANT_LABEL",
 ];
 
 /// Names starting with this pass a librdkafka property to every client.
@@ -221,6 +222,10 @@ pub struct Config {
     /// `SCIMFLOW_TENANT_BURST` (default 40000): requests one tenant may make
     /// at once above its rate.
     pub tenant_burst: f64,
+    /// `SCIMFLOW_METRICS_TENANT_LABEL` (default false): label the ingress's
+    /// request series with the tenant id. Off, the label is empty, so the
+    /// series count does not grow with the number of tenants.
+    pub metrics_tenant_label: bool,
 }
 
 /// Where settings come from: the environment first, then the file.
@@ -524,6 +529,7 @@ impl Config {
             consumer_group,
             tenant_rate,
             tenant_burst,
+            metrics_tenant_label: src.parse("SCIMFLOW_METRICS_TENANT_LABEL", false)?,
         })
     }
 
@@ -735,6 +741,11 @@ mod tests {
                 &[("SCIMFLOW_PUBLIC_URL", "ftp://x")],
                 FILE,
                 "SCIMFLOW_PUBLIC_URL=\"ftp://x\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_METRICS_TENANT_LABEL", "yes")],
+                FILE,
+                "SCIMFLOW_METRICS_TENANT_LABEL=\"yes\" is invalid",
             ),
             (
                 &[("SCIMFLOW_TOPIC_REPLICATION", "0")],

@@ -37,30 +37,31 @@ pub fn observe_pool(pool: &PgPool) {
         ));
 }
 
-pub static RESIDENT_MEMORY: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
-    let g = prometheus::IntGauge::new(
-        "process_resident_memory_bytes",
-        "Resident memory of this process, in bytes",
+// The process series (`process_resident_memory_bytes`, which
+// `scimflow bench --metrics` watches, CPU seconds, open file descriptors)
+// come from the prometheus crate's process collector, which its default
+// registry carries on Linux.
+
+/// `scimflow_build_info{version,librdkafka} 1`: which build each replica
+/// runs, for dashboards and rollouts.
+pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    let g = IntGaugeVec::new(
+        Opts::new(
+            "scimflow_build_info",
+            "Always 1; the labels say which build of scimflow this process runs",
+        ),
+        &["version", "librdkafka"],
     )
     .unwrap_or_else(|e| panic!("metric definition: {e}"));
     let _ = prometheus::register(Box::new(g.clone()));
     g
 });
 
-/// Record this process's resident memory (called on each scrape; Linux
-/// only, from /proc, so `scimflow bench --metrics` can watch it flat).
-pub fn observe_process() {
-    let rss_kib = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-        });
-    if let Some(kib) = rss_kib {
-        RESIDENT_MEMORY.set(kib * 1024);
-    }
+fn observe_build() {
+    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
+    BUILD_INFO
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), librdkafka.as_str()])
+        .set(1);
 }
 
 pub static KAFKA_STATISTICS: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
@@ -205,6 +206,7 @@ pub async fn serve_admin(
 ) -> std::io::Result<()> {
     use axum::http::StatusCode;
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    observe_build();
     let app = axum::Router::new()
         .route(
             "/metrics",
@@ -212,7 +214,6 @@ pub async fn serve_admin(
                 let pool = pool.clone();
                 async move {
                     observe_pool(&pool);
-                    observe_process();
                     render()
                 }
             }),
