@@ -169,3 +169,56 @@ async fn build_info_and_process_series_on_both_roles_and_no_tenant_label_by_defa
     );
     assert!(!ingress.contains(&t.id.to_string()), "{ingress}");
 }
+
+/// A role that PostgreSQL lets in only over TLS: the pipeline writes and
+/// reads through it with the server's certificate verified against the
+/// test CA, and the same role without TLS is turned away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_runs_over_postgres_tls_with_a_verified_certificate() {
+    use diesel::Connection;
+
+    let ca = std::env::var("SCIMFLOW_TEST_PG_CA")
+        .expect("SCIMFLOW_TEST_PG_CA is not set: run the end-to-end tests through ./scripts/test");
+    let stack = Stack::new("pg_tls");
+    // postgres://scimflow@127.0.0.1:<port>/<db> as the TLS-only role.
+    let tls_url = |mode: &str| {
+        let url = stack.db_url.replacen("://scimflow@", "://scimflow_tls@", 1);
+        format!("{url}?sslmode={mode}&sslrootcert={ca}")
+    };
+    let refused = diesel::PgConnection::establish(&tls_url("disable"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.contains("pg_hba.conf rejects connection") && refused.contains("no encryption"),
+        "a connection without TLS: {refused:?}"
+    );
+    diesel::PgConnection::establish(&tls_url("verify-full"))
+        .expect("the role connects over TLS, the certificate verified");
+
+    let url = tls_url("verify-full");
+    let stack = stack.with_env("DATABASE_URL", &url).started().await;
+    let t = stack.tenant("");
+    let created = t
+        .post(
+            "/Users",
+            &serde_json::json!({"userName": "tls@x.example", "emails": [{"value": "tls@x.example"}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap_or_default().to_string();
+    let read = t.get(&format!("/Users/{id}")).await;
+    assert_eq!(read.status, 200);
+    assert_eq!(read.body["userName"], "tls@x.example");
+    // Every connection the services hold is that role's, over TLS.
+    let plain = stack.count(
+        "SELECT count(*) AS n FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.usename = 'scimflow_tls' AND NOT s.ssl",
+    );
+    let encrypted = stack.count(
+        "SELECT count(*) AS n FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.usename = 'scimflow_tls' AND s.ssl",
+    );
+    assert_eq!(plain, 0);
+    assert!(encrypted >= 2, "{encrypted} TLS connections");
+}
