@@ -131,8 +131,9 @@ ensure_database() {
   fi
 }
 
-# start_broker DIR PORT: tansu with sqlite storage under DIR, so topics and
-# committed offsets survive a restart. Sets BROKER_PID.
+# start_broker DIR PORT [ARGS...]: tansu with sqlite storage under DIR, so
+# topics and committed offsets survive a restart; ARGS go to tansu (e.g.
+# --authentication). Sets BROKER_PID.
 #
 # The broker runs in its own session so that Ctrl-C reaches the processor
 # first: it must leave its consumer group while the broker is still up.
@@ -145,6 +146,7 @@ ensure_database() {
 # minute): then this waits and tries again instead of failing.
 start_broker() {
   local dir="$1" port="$2" give_up=$((SECONDS + 90)) logged retrying=""
+  shift 2
   ensure_tansu
   mkdir -p "$dir"
   while :; do
@@ -153,7 +155,7 @@ start_broker() {
     (cd "$dir" && exec setsid "$TANSU_BIN" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine "sqlite://tansu.db" >>"$dir/tansu.log" 2>&1) &
+        --storage-engine "sqlite://tansu.db" "$@" >>"$dir/tansu.log" 2>&1) &
     BROKER_PID=$!
     local deadline=$((SECONDS + 60)) held=""
     while [ $SECONDS -lt $deadline ]; do
