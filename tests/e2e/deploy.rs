@@ -281,3 +281,41 @@ async fn the_pipeline_authenticates_to_the_broker_with_sasl_scram() {
         );
     }
 }
+
+/// `scimflow config check` shows the Kafka properties in effect, secrets
+/// redacted, and refuses a property the design owns with the reason.
+#[test]
+fn config_check_lists_kafka_properties_with_secrets_redacted() {
+    let check = |extra: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimflow"))
+            .args(["config", "check"])
+            .env_clear()
+            .env("DATABASE_URL", "postgres://db.example/scimflow")
+            .env("KAFKA_BROKERS", "kafka.example:9093")
+            .env("KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL")
+            .env("KAFKA_PROPERTY_SASL_PASSWORD", "hunter2-secret-value")
+            .envs(extra.iter().copied())
+            .output()
+            .expect("run scimflow config check");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, shown) = check(&[]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("security.protocol=SASL_SSL"), "{shown}");
+    assert!(shown.contains("sasl.password=<redacted>"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let (ok, shown) = check(&[("KAFKA_PROPERTY_ENABLE_AUTO_COMMIT", "true")]);
+    assert!(!ok, "{shown}");
+    assert!(
+        shown.contains("enable.auto.commit is set by scimflow"),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
