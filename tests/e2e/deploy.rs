@@ -319,3 +319,48 @@ fn config_check_lists_kafka_properties_with_secrets_redacted() {
     );
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+/// Readiness follows the database: with PostgreSQL stopped both roles'
+/// `/readyz` turn 503 naming the database, while `/healthz` stays 200
+/// (the process is alive; restarting it would not help); with it back,
+/// both are ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusive_readiness_follows_the_database() {
+    let pgctl = std::env::var("SCIMFLOW_TEST_PG_CTL")
+        .expect("SCIMFLOW_TEST_PG_CTL: run through ./scripts/test");
+    let (stack, ingress_admin) = Stack::new("ready_db").with_admin_port("SCIMFLOW_ADMIN_ADDR");
+    let (stack, processor_admin) = stack.with_admin_port("SCIMFLOW_PROCESSOR_ADMIN_ADDR");
+    let stack = stack.started().await;
+    readyz_reaches(&stack, ingress_admin, "ready").await;
+    readyz_reaches(&stack, processor_admin, "ready").await;
+    let control = |arg: &'static str| {
+        let pgctl = pgctl.clone();
+        async move {
+            let status = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(pgctl).arg(arg).status()
+            })
+            .await
+            .expect("pgctl task")
+            .expect("pgctl");
+            assert!(status.success(), "pgctl {arg}");
+        }
+    };
+    control("stop").await;
+    for port in [ingress_admin, processor_admin] {
+        let body = readyz_reaches(&stack, port, "not_ready").await;
+        assert!(
+            body["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("database"),
+            "{body}"
+        );
+        assert_eq!(
+            admin_get(&stack, port, "/healthz").await,
+            Some((200, "ok".into()))
+        );
+    }
+    control("start").await;
+    readyz_reaches(&stack, ingress_admin, "ready").await;
+    readyz_reaches(&stack, processor_admin, "ready").await;
+}
