@@ -46,6 +46,24 @@ ensure_scim2_tester() {
   echo "$SCIM2_PINS" >"$SCIM2_VENV/.pins"
 }
 
+# The deployment files' schema validators (scripts/check-deploy), pinned in
+# deploy/validators.txt, in a virtualenv cached per user.
+DEPLOY_VENV="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/deploy-venv"
+KUBERNETES_VERSION="1.30.0"
+ensure_deploy_validators() {
+  local pins
+  pins="$(cat "$ROOT/deploy/validators.txt")"
+  if [ -x "$DEPLOY_VENV/bin/kubernetes-validate" ] && [ "$(cat "$DEPLOY_VENV/.pins" 2>/dev/null)" = "$pins" ]; then
+    return
+  fi
+  log "installing the deployment files' validators (deploy/validators.txt)"
+  rm -rf "$DEPLOY_VENV"
+  python3 -m venv "$DEPLOY_VENV" || die "python3 -m venv failed"
+  "$DEPLOY_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/deploy/validators.txt" \
+    || die "installing the deployment validators failed"
+  echo "$pins" >"$DEPLOY_VENV/.pins"
+}
+
 ensure_postgres_binaries() {
   [ -x "$PG_BIN/initdb" ] && return
   log "installing PostgreSQL 15 server binaries"
@@ -113,8 +131,9 @@ ensure_database() {
   fi
 }
 
-# start_broker DIR PORT: tansu with sqlite storage under DIR, so topics and
-# committed offsets survive a restart. Sets BROKER_PID.
+# start_broker DIR PORT [ARGS...]: tansu with sqlite storage under DIR, so
+# topics and committed offsets survive a restart; ARGS go to tansu (e.g.
+# --authentication). Sets BROKER_PID.
 #
 # The broker runs in its own session so that Ctrl-C reaches the processor
 # first: it must leave its consumer group while the broker is still up.
@@ -127,6 +146,7 @@ ensure_database() {
 # minute): then this waits and tries again instead of failing.
 start_broker() {
   local dir="$1" port="$2" give_up=$((SECONDS + 90)) logged retrying=""
+  shift 2
   ensure_tansu
   mkdir -p "$dir"
   while :; do
@@ -135,7 +155,7 @@ start_broker() {
     (cd "$dir" && exec setsid "$TANSU_BIN" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine "sqlite://tansu.db" >>"$dir/tansu.log" 2>&1) &
+        --storage-engine "sqlite://tansu.db" "$@" >>"$dir/tansu.log" 2>&1) &
     BROKER_PID=$!
     local deadline=$((SECONDS + 60)) held=""
     while [ $SECONDS -lt $deadline ]; do

@@ -581,7 +581,11 @@ pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
             println!("configuration is valid");
             println!("  http_addr:          {}", c.http_addr);
             println!("  public_url:         {}", c.public_url);
-            println!("  kafka_brokers:      {}", c.kafka_brokers);
+            println!("  kafka_brokers:      {}", c.kafka.brokers);
+            println!("  topic_replication:  {}", c.kafka.topic_replication);
+            for (name, value) in c.kafka.redacted_properties() {
+                println!("  kafka property:     {name}={value}");
+            }
             println!("  topic_prefix:       {}", c.topic_prefix);
             println!("  command_partitions: {}", c.command_partitions);
             println!("  consumer_group:     {}", c.consumer_group);

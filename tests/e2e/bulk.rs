@@ -227,10 +227,14 @@ async fn the_bulk_partitioner_agrees_with_the_producer() {
     let stack = Stack::new("bulk_partitioner");
     let topic = format!("{}.partitioner-check", stack.prefix());
     let partitions = 8;
-    bus::ensure_topics(&stack.kafka, &[(topic.clone(), partitions)], 1_000_000)
-        .await
-        .expect("create the topic");
-    let producer: FutureProducer = bus::producer_config(&stack.kafka, 1_000_000)
+    bus::ensure_topics(
+        &stack.kafka_settings(),
+        &[(topic.clone(), partitions)],
+        1_000_000,
+    )
+    .await
+    .expect("create the topic");
+    let producer: FutureProducer = bus::producer_config(&stack.kafka_settings(), 1_000_000)
         .create()
         .expect("a producer");
     let mut seen = std::collections::BTreeSet::new();

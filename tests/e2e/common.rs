@@ -15,6 +15,15 @@ use serde_json::Value;
 
 pub const SCIM_JSON: &str = "application/scim+json";
 
+/// Settings for the local broker (tansu) rather than for the design, the
+/// same as scripts/run writes: tansu and the tests speak IPv4 loopback
+/// only, and one broker holds one replica (tansu 0.6 records the broker
+/// default, -1, as it is and lists no replicas).
+pub const LOCAL_BROKER_SETTINGS: &[(&str, &str)] = &[
+    ("KAFKA_PROPERTY_BROKER_ADDRESS_FAMILY", "v4"),
+    ("SCIMFLOW_TOPIC_REPLICATION", "1"),
+];
+
 fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the end-to-end tests through ./scripts/test")
@@ -103,7 +112,14 @@ impl Stack {
             ("SCIMFLOW_ADMIN_ADDR".into(), "127.0.0.1:0".into()),
             ("SCIMFLOW_PROCESSOR_ADMIN_ADDR".into(), "127.0.0.1:0".into()),
             ("RUST_LOG".into(), "info,rdkafka=warn".into()),
-        ];
+        ]
+        .into_iter()
+        .chain(
+            LOCAL_BROKER_SETTINGS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .collect::<Vec<(String, String)>>();
         Stack {
             name,
             db_url,
@@ -118,6 +134,19 @@ impl Stack {
                 .build()
                 .expect("http client"),
         }
+    }
+
+    /// The Kafka settings the stack's processes get, for a test's own
+    /// clients built through `bus`.
+    pub fn kafka_settings(&self) -> scimflow_shared::bus::KafkaSettings {
+        let mut kafka = scimflow_shared::bus::KafkaSettings::new(&self.kafka);
+        kafka.topic_replication = 1;
+        for (setting, value) in LOCAL_BROKER_SETTINGS {
+            if let Some(name) = setting.strip_prefix("KAFKA_PROPERTY_") {
+                kafka = kafka.with_property(&name.to_ascii_lowercase().replace('_', "."), value);
+            }
+        }
+        kafka
     }
 
     pub fn with_env(mut self, key: &str, value: &str) -> Stack {

@@ -6,6 +6,7 @@ mod bulk;
 mod common;
 mod conformance;
 mod crash;
+mod deploy;
 mod dlq;
 mod entra;
 mod fuzz;

@@ -310,7 +310,10 @@ async fn sigterm_of_processor_and_ingress_during_writes_loses_nothing() {
 async fn metrics_are_served_on_the_admin_listeners_with_sensible_values() {
     let (stack, ingress_admin) = Stack::new("metrics").with_admin_port("SCIMFLOW_ADMIN_ADDR");
     let (stack, processor_admin) = stack.with_admin_port("SCIMFLOW_PROCESSOR_ADMIN_ADDR");
-    let stack = stack.started().await;
+    let stack = stack
+        .with_env("SCIMFLOW_METRICS_TENANT_LABEL", "true")
+        .started()
+        .await;
     let t = stack.tenant("");
     for i in 0..5 {
         let email = format!("m{i}@x.example");

@@ -16,6 +16,7 @@ mod bulk;
 mod discovery;
 mod error;
 mod groups;
+mod health;
 mod limits;
 mod lingering;
 mod metrics;
@@ -34,7 +35,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::routing::get;
 use axum::Router;
-use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 
 use scimflow_shared::bus::{self, Topics};
@@ -46,7 +46,7 @@ pub use error::IngressError;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    pub producer: FutureProducer,
+    pub producer: bus::Producer,
     pub topics: Arc<Topics>,
     pub replies: Arc<replies::ReplyRouter>,
     pub limiter: Arc<limits::TenantRateLimiter>,
@@ -152,7 +152,7 @@ async fn ready(
 
 /// How many partitions the command topic has (the broker's word, not the
 /// setting, which applies only when the topic is created).
-async fn command_partitions(producer: &FutureProducer, topic: &str) -> anyhow::Result<i32> {
+async fn command_partitions(producer: &bus::Producer, topic: &str) -> anyhow::Result<i32> {
     bus::retry_at_startup("reading the command topic's partitions", || {
         let (producer, topic) = (producer.clone(), topic.to_string());
         async move {
@@ -209,7 +209,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     let topics = Topics::new(&config.topic_prefix);
     let reply_topic = topics.replies(&config.instance_id);
     bus::ensure_topics(
-        &config.kafka_brokers,
+        &config.kafka,
         &[
             (topics.commands(), config.command_partitions),
             (reply_topic.clone(), 1),
@@ -218,22 +218,16 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     )
     .await
     .context("creating topics")?;
-    let producer: FutureProducer =
-        bus::producer_config(&config.kafka_brokers, config.max_message_bytes)
-            .create()
-            .context("creating the Kafka producer")?;
+    let producer: bus::Producer = bus::producer_config(&config.kafka, config.max_message_bytes)
+        .create_with_context(bus::ClientStats)
+        .context("creating the Kafka producer")?;
     let command_partitions = command_partitions(&producer, &topics.commands()).await?;
     // The reply consumer outlives the HTTP server: requests still in flight
     // when shutdown starts get their outcomes.
     let (replies_stop, replies_stopped) = watch::channel(false);
-    let replies = replies::ReplyRouter::start(
-        &config.kafka_brokers,
-        &reply_topic,
-        config.kafka_fetch_wait,
-        replies_stopped,
-    )
-    .await
-    .context("starting the reply consumer")?;
+    let replies = replies::ReplyRouter::start(&config.kafka, &reply_topic, replies_stopped)
+        .await
+        .context("starting the reply consumer")?;
     let addr = config.http_addr;
     let state = AppState {
         pool,
@@ -259,11 +253,21 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         .tenants
         .follow_changes(state.config.database_url.clone(), shutdown.clone())
         .context("starting the tenant change listener")?;
-    // /metrics on its own listener, never on the SCIM one.
+    // /metrics, /healthz and /readyz on their own listener, never on the
+    // SCIM one.
     metrics::init();
+    let readiness = scimflow_shared::metrics::Readiness::new();
+    health::follow(
+        state.pool.clone(),
+        state.producer.clone(),
+        state.topics.commands(),
+        readiness.clone(),
+        shutdown.clone(),
+    );
     scimflow_shared::metrics::serve_admin(
         state.config.admin_addr,
         state.pool.clone(),
+        readiness,
         shutdown.clone(),
     )
     .await

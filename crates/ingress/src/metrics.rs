@@ -1,6 +1,8 @@
-//! Ingress metrics: requests and latency by route, method, status and
-//! tenant. The tenant label is set only once a request authenticated, so
-//! unauthenticated traffic cannot grow the label set.
+//! Ingress metrics: requests and latency by route, method, status and,
+//! when `SCIMFLOW_METRICS_TENANT_LABEL` is on, tenant (empty otherwise, so
+//! the series do not multiply with tenants). The tenant label is set only
+//! once a request authenticated, so unauthenticated traffic cannot grow
+//! the label set.
 
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
@@ -84,7 +86,7 @@ pub static READINESS_CHECKS: LazyLock<IntCounter> = LazyLock::new(|| {
 #[derive(Clone, Default)]
 pub struct TenantSlot(pub Arc<Mutex<Option<Uuid>>>);
 
-pub async fn track(State(_app): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn track(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req
         .extensions()
@@ -96,12 +98,15 @@ pub async fn track(State(_app): State<AppState>, mut req: Request, next: Next) -
     req.extensions_mut().insert(slot.clone());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
-    let tenant = slot
-        .0
-        .lock()
-        .ok()
-        .and_then(|t| t.map(|id| id.to_string()))
-        .unwrap_or_else(|| "none".into());
+    let tenant = if app.config.metrics_tenant_label {
+        slot.0
+            .lock()
+            .ok()
+            .and_then(|t| t.map(|id| id.to_string()))
+            .unwrap_or_else(|| "none".into())
+    } else {
+        String::new()
+    };
     let labels = [
         route.as_str(),
         method.as_str(),

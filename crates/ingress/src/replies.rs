@@ -41,14 +41,14 @@ impl ReplyRouter {
     /// Start reading `topic` from its current end; replies for requests
     /// made from now on are read.
     pub async fn start(
-        brokers: &str,
+        kafka: &bus::KafkaSettings,
         topic: &str,
-        fetch_wait: std::time::Duration,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Self>> {
-        let consumer: StreamConsumer = bus::standalone_consumer_config(brokers, fetch_wait)
-            .create()
-            .context("creating the reply consumer")?;
+        let consumer: StreamConsumer<bus::ClientStats> =
+            bus::standalone_consumer_config(kafka, kafka.fetch_wait)
+                .create_with_context(bus::ClientStats)
+                .context("creating the reply consumer")?;
         let consumer = Arc::new(consumer);
         let (_, high) = bus::retry_at_startup("reading the reply topic's end offset", || {
             let (c, t) = (consumer.clone(), topic.to_string());

@@ -27,7 +27,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
@@ -42,7 +42,7 @@ use crate::batch::{
 };
 use crate::fair::{Position, Window};
 use crate::policy::{decide, Attempt, Decision, Failure, HoldState, Mode};
-use crate::{metrics, relay};
+use crate::{health, metrics, relay};
 
 /// How far the processor reads ahead of what it has applied, in batches:
 /// the span over which tenants share its capacity fairly (`fair.rs`).
@@ -59,7 +59,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     .context("connecting to PostgreSQL")?;
     let topics = Topics::new(&config.topic_prefix);
     bus::ensure_topics(
-        &config.kafka_brokers,
+        &config.kafka,
         &[
             (topics.commands(), config.command_partitions),
             (topics.dead_letters(), config.command_partitions),
@@ -73,24 +73,21 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
 
     let group = GroupContext::default();
     let revoked = group.revoked.clone();
-    let consumer: StreamConsumer<GroupContext> = bus::group_consumer_config(
-        &config.kafka_brokers,
-        &config.consumer_group,
-        config.kafka_fetch_wait,
-    )
-    .create_with_context(group)
-    .context("creating the Kafka consumer")?;
+    let assignment = group.assignment.clone();
+    let consumer: StreamConsumer<GroupContext> =
+        bus::group_consumer_config(&config.kafka, &config.consumer_group)
+            .create_with_context(group)
+            .context("creating the Kafka consumer")?;
     consumer
         .subscribe(&[&topics.commands()])
         .context("subscribing to the command topic")?;
-    let producer: FutureProducer =
-        bus::producer_config(&config.kafka_brokers, config.max_message_bytes)
-            .create()
-            .context("creating the Kafka producer")?;
+    let producer: bus::Producer = bus::producer_config(&config.kafka, config.max_message_bytes)
+        .create_with_context(bus::ClientStats)
+        .context("creating the Kafka producer")?;
 
     let relay = tokio::spawn(relay::run(
         config.database_url.clone(),
-        config.kafka_brokers.clone(),
+        config.kafka.clone(),
         producer.clone(),
         config.max_message_bytes,
         shutdown.clone(),
@@ -98,9 +95,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     tracing::info!(group = %config.consumer_group, topic = %topics.commands(), "processor started");
 
     metrics::init();
+    let readiness = scimflow_shared::metrics::Readiness::new();
+    health::follow(
+        pool.clone(),
+        assignment,
+        readiness.clone(),
+        shutdown.clone(),
+    );
     scimflow_shared::metrics::serve_admin(
         config.processor_admin_addr,
         pool.clone(),
+        readiness,
         shutdown.clone(),
     )
     .await
@@ -191,7 +196,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
 /// ahead.
 struct Pipeline {
     consumer: StreamConsumer<GroupContext>,
-    producer: FutureProducer,
+    producer: bus::Producer,
     pool: PgPool,
     topics: Arc<Topics>,
     inbox: Inbox,
@@ -638,9 +643,15 @@ impl Inbox {
 #[derive(Default)]
 struct GroupContext {
     revoked: Arc<Mutex<BTreeSet<i32>>>,
+    /// For `/readyz` (`health`).
+    assignment: health::Assignment,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        scimflow_shared::metrics::observe_kafka_statistics(&statistics);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -653,12 +664,16 @@ impl ConsumerContext for GroupContext {
         };
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.assignment
+                    .assigned(tpl.elements().iter().map(|e| e.partition()));
                 tracing::info!(partitions = %list(tpl), "partitions assigned")
             }
             Rebalance::Revoke(tpl) => {
                 if let Ok(mut revoked) = self.revoked.lock() {
                     revoked.extend(tpl.elements().iter().map(|e| e.partition()));
                 }
+                self.assignment
+                    .revoked(tpl.elements().iter().map(|e| e.partition()));
                 tracing::info!(partitions = %list(tpl), "partitions revoked")
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
@@ -698,7 +713,7 @@ fn commands_of(m: &BorrowedMessage<'_>) -> Vec<Inbound> {
 
 /// Reply: one message per reply topic for the whole batch
 /// (`ReplyBatch`), outcomes in command order, each small enough to go.
-fn reply(producer: &FutureProducer, reply_to: &[Option<String>], dispositions: &[Disposition]) {
+fn reply(producer: &bus::Producer, reply_to: &[Option<String>], dispositions: &[Disposition]) {
     let mut by_topic: BTreeMap<&str, Vec<Cow<'_, Outcome>>> = BTreeMap::new();
     for (topic, disposition) in reply_to.iter().zip(dispositions) {
         let Some(topic) = topic else { continue };

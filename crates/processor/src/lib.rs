@@ -18,6 +18,7 @@ pub mod apply;
 pub mod batch;
 mod consumer;
 mod fair;
+mod health;
 mod metrics;
 pub mod policy;
 mod relay;

@@ -33,11 +33,12 @@ use chrono::Utc;
 use diesel::{Connection, PgConnection};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use scimflow_shared::bus;
+use scimflow_shared::bus::KafkaSettings;
 use scimflow_shared::store::commands::{
     delete_published, last_attempt, record_attempt, try_relay_lock, unpublished,
     unpublished_between, OutboxRow,
@@ -70,15 +71,15 @@ fn in_flight_horizon() -> chrono::Duration {
 
 pub async fn run(
     database_url: String,
-    brokers: String,
-    producer: FutureProducer,
+    kafka: KafkaSettings,
+    producer: bus::Producer,
     max_message_bytes: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         let leading = lead(
             &database_url,
-            &brokers,
+            &kafka,
             &producer,
             max_message_bytes,
             &mut shutdown,
@@ -113,8 +114,8 @@ async fn on<T: Send + 'static>(
 /// until the connection fails or we shut down.
 async fn lead(
     database_url: &str,
-    brokers: &str,
-    producer: &FutureProducer,
+    kafka: &KafkaSettings,
+    producer: &bus::Producer,
     max_message_bytes: usize,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
@@ -128,8 +129,8 @@ async fn lead(
         Some(c) => Some(c),
         None => return Ok(()), // another processor relays; stand by
     };
-    let brokers = brokers.to_string();
-    on(&mut conn, move |c| recover(c, &brokers)).await?;
+    let kafka = kafka.clone();
+    on(&mut conn, move |c| recover(c, &kafka)).await?;
     loop {
         let rows = on(&mut conn, |c| Ok(unpublished(c, BATCH)?)).await?;
         if rows.is_empty() {
@@ -153,7 +154,7 @@ async fn lead(
 /// are enqueued in id order on an idempotent producer, so per-key order
 /// holds.
 async fn publish(
-    producer: &FutureProducer,
+    producer: &bus::Producer,
     rows: &[OutboxRow],
     max_message_bytes: usize,
 ) -> Result<(), RelayError> {
@@ -256,7 +257,7 @@ fn reduced_event(payload: &[u8]) -> Option<Vec<u8>> {
 
 /// Delete the rows a previous relay attempted that are on their topics
 /// already; wait for the ones that may still land.
-fn recover(conn: &mut PgConnection, brokers: &str) -> Result<(), RelayError> {
+fn recover(conn: &mut PgConnection, kafka: &KafkaSettings) -> Result<(), RelayError> {
     let Some(attempt) = last_attempt(conn)? else {
         return Ok(());
     };
@@ -268,7 +269,7 @@ fn recover(conn: &mut PgConnection, brokers: &str) -> Result<(), RelayError> {
     let topics: BTreeSet<&str> = in_flight.iter().map(|r| r.topic.as_str()).collect();
     let horizon = attempt.attempted_at + in_flight_horizon();
     loop {
-        let found = scan_tails(brokers, &topics, &wanted)?;
+        let found = scan_tails(kafka, &topics, &wanted)?;
         let settled = found.len() == wanted.len() || Utc::now() > horizon;
         if settled {
             tracing::info!(
@@ -286,12 +287,12 @@ fn recover(conn: &mut PgConnection, brokers: &str) -> Result<(), RelayError> {
 /// The outbox ids among `wanted` found in the last `BATCH` messages of
 /// every partition of `topics`.
 fn scan_tails(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topics: &BTreeSet<&str>,
     wanted: &HashSet<i64>,
 ) -> Result<HashSet<i64>, RelayError> {
     let consumer: BaseConsumer =
-        bus::standalone_consumer_config(brokers, Duration::from_millis(20)).create()?;
+        bus::standalone_consumer_config(kafka, Duration::from_millis(20)).create()?;
     let timeout = Duration::from_secs(10);
     let mut tpl = TopicPartitionList::new();
     let mut ends: HashMap<(String, i32), i64> = HashMap::new();

@@ -2,18 +2,25 @@
 //! rdkafka clients. The ingress and the processor build every producer,
 //! consumer and topic through here, so the wire contract is in one file.
 //!
-//! Settings that exist because of the local broker (tansu 0.6) rather than
-//! because of the design are marked `tansu:`; see ARCHITECTURE.md.
+//! Every client gets the operator's librdkafka properties (`KafkaSettings`,
+//! `KAFKA_PROPERTY_*`: TLS, SASL, tuning) on top of the design's own, which
+//! configuration refuses to let anyone override. Workarounds for the local
+//! broker are not here: the local stack sets them through the same
+//! properties (scripts/run, the test harness).
 
 use std::future::Future;
 use std::time::Duration;
+
+pub use crate::config::KafkaSettings;
 
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 
 /// Topic names, all under one prefix.
@@ -130,6 +137,24 @@ pub fn message_size(key_len: usize, payload_len: usize, headers: &[(&str, &str)]
 /// `max.message.bytes` counts the whole batch.
 const BATCH_FRAMING: usize = 1024;
 
+/// Every client's base: the brokers, then the operator's properties
+/// (which may override a default set by the caller afterwards; see
+/// `with_properties`).
+fn client_config(kafka: &KafkaSettings) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.brokers);
+    c
+}
+
+/// The operator's properties, last, so they override scimflow's tuning
+/// defaults; the properties the design owns were refused by configuration.
+fn with_properties(mut c: ClientConfig, kafka: &KafkaSettings) -> ClientConfig {
+    for (name, value) in &kafka.properties {
+        c.set(name, value);
+    }
+    c
+}
+
 /// A durable, batching producer: acks from all in-sync replicas,
 /// idempotence (no duplicates or reordering on retry, which P2 needs), and
 /// a short linger so concurrent requests share a produce request.
@@ -139,22 +164,17 @@ const BATCH_FRAMING: usize = 1024;
 /// body limit follows from. Callers measure a message with
 /// [`message_size`] before producing it, so a message the producer would
 /// refuse is never handed to it.
-pub fn producer_config(brokers: &str, max_message_bytes: usize) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers)
-        .set("message.max.bytes", max_message_bytes.to_string())
+pub fn producer_config(kafka: &KafkaSettings, max_message_bytes: usize) -> ClientConfig {
+    let mut c = client_config(kafka);
+    c.set("message.max.bytes", max_message_bytes.to_string())
         .set("acks", "all")
         .set("enable.idempotence", "true")
         // librdkafka's default, named because `partition_for` must match it.
         .set("partitioner", "consistent_random")
         .set("linger.ms", "1")
         .set("batch.num.messages", "10000")
-        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())
-        // tansu: compressed batches are not relied on; plain batches work.
-        .set("compression.type", "none")
-        // tansu: advertise and resolve IPv4 loopback only.
-        .set("broker.address.family", "v4");
-    c
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string());
+    with_properties(c, kafka)
 }
 
 /// Consumers keep librdkafka's fetch sizes: a broker hands over a record
@@ -163,37 +183,55 @@ pub fn producer_config(brokers: &str, max_message_bytes: usize) -> ClientConfig 
 /// record), so a message of up to `message.max.bytes` is always read.
 ///
 /// A consumer-group member that never commits on its own: the processor
-/// commits offsets only after the DB transaction that applied them (P1/P3).
-///
-/// `fetch_wait`: how long the broker may hold a fetch that finds nothing
-/// (`Config::kafka_fetch_wait`).
-pub fn group_consumer_config(brokers: &str, group: &str, fetch_wait: Duration) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers)
-        .set("group.id", group)
+/// commits offsets only after the DB transaction that applied them (P1).
+/// The broker may hold a fetch that finds nothing for `kafka.fetch_wait`.
+pub fn group_consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
+    let mut c = client_config(kafka);
+    c.set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "300000")
-        .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string())
-        .set("broker.address.family", "v4");
-    c
+        .set(
+            "fetch.wait.max.ms",
+            kafka.fetch_wait.as_millis().to_string(),
+        );
+    with_properties(c, kafka)
 }
 
 /// A consumer outside any group, for assigned partitions (reply topics,
 /// tools that read a topic from the start).
-pub fn standalone_consumer_config(brokers: &str, fetch_wait: Duration) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers)
-        .set("group.id", "scimflow-standalone")
+pub fn standalone_consumer_config(kafka: &KafkaSettings, fetch_wait: Duration) -> ClientConfig {
+    let mut c = client_config(kafka);
+    c.set("group.id", "scimflow-standalone")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string())
-        .set("broker.address.family", "v4");
-    c
+        .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string());
+    with_properties(c, kafka)
 }
+
+/// An admin client (topic creation and checks).
+pub fn admin_config(kafka: &KafkaSettings) -> ClientConfig {
+    with_properties(client_config(kafka), kafka)
+}
+
+/// The context of every long-lived client: librdkafka's statistics (when
+/// the operator sets `statistics.interval.ms`) become metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClientStats;
+
+impl ClientContext for ClientStats {
+    fn stats(&self, statistics: Statistics) {
+        crate::metrics::observe_kafka_statistics(&statistics);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ClientStats {}
+
+/// The producer every role uses.
+pub type Producer = rdkafka::producer::FutureProducer<ClientStats>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -204,6 +242,42 @@ pub enum BusError {
         topic: String,
         code: RDKafkaErrorCode,
     },
+    /// Not allowed to create topics, and the ones an operator should have
+    /// created are not all there as configured.
+    #[error("not allowed to create topics ({code}), and the pre-created topics do not match: {problems}")]
+    TopicsNotReady {
+        code: RDKafkaErrorCode,
+        problems: String,
+    },
+}
+
+/// A refusal that means "you may not create topics": the operator creates
+/// them, and startup checks they are there instead.
+fn is_authorization_failure(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed
+    )
+}
+
+/// What is wrong with pre-created topics: each wanted topic that the
+/// broker does not have (`None`), or has with another partition count.
+pub fn topic_problems(wanted: &[(String, i32)], found: &[(String, Option<i32>)]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter_map(|(name, partitions)| {
+            let has = found.iter().find(|(n, _)| n == name).and_then(|(_, p)| *p);
+            match has {
+                None => Some(format!(
+                    "{name} is missing ({partitions} partitions wanted)"
+                )),
+                Some(p) if p != *partitions => Some(format!(
+                    "{name} has {p} partitions, {partitions} configured"
+                )),
+                Some(_) => None,
+            }
+        })
+        .collect()
 }
 
 /// Run a broker call at startup again, with exponential backoff and
@@ -239,33 +313,49 @@ where
 /// Create topics that do not exist yet, taking messages of up to
 /// `max_message_bytes` (`max.message.bytes`, which counts a record batch);
 /// existing ones are left as they are (with a warning if their partition
-/// count differs).
+/// count differs). When the broker refuses to let scimflow create topics
+/// (an operator manages them), check instead that they all exist with the
+/// configured partition counts.
 pub async fn ensure_topics(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topics: &[(String, i32)],
     max_message_bytes: usize,
 ) -> Result<(), BusError> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", brokers)
-        .set("broker.address.family", "v4");
-    let admin: AdminClient<DefaultClientContext> = cfg.create()?;
+    let admin: AdminClient<DefaultClientContext> = admin_config(kafka).create()?;
     let topic_max = (max_message_bytes + BATCH_FRAMING).to_string();
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|(name, partitions)| {
-            NewTopic::new(name, *partitions, TopicReplication::Fixed(1))
-                .set("max.message.bytes", &topic_max)
+            NewTopic::new(
+                name,
+                *partitions,
+                TopicReplication::Fixed(kafka.topic_replication),
+            )
+            .set("max.message.bytes", &topic_max)
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    // The request is retried; a refusal of a topic itself is not.
-    let results =
-        retry_at_startup("creating topics", || admin.create_topics(new.iter(), &opts)).await?;
+    // The request is retried; a refusal of a topic itself is not, nor a
+    // refusal to let this principal create topics at all.
+    let results = retry_at_startup("creating topics", || async {
+        match admin.create_topics(new.iter(), &opts).await {
+            Err(KafkaError::AdminOp(code)) if is_authorization_failure(code) => Ok(Err(code)),
+            other => other.map(Ok),
+        }
+    })
+    .await?;
+    let results = match results {
+        Ok(results) => results,
+        Err(code) => return verify_precreated(admin, topics.to_vec(), code).await,
+    };
     let mut existing = Vec::new();
     for result in results {
         match result {
             Ok(_) => {}
             Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push(topic),
+            Err((_, code)) if is_authorization_failure(code) => {
+                return verify_precreated(admin, topics.to_vec(), code).await
+            }
             Err((topic, code)) => return Err(BusError::CreateTopic { topic, code }),
         }
     }
@@ -280,6 +370,47 @@ pub async fn ensure_topics(
     let _ = tokio::task::spawn_blocking(move || warn_on_other_partition_counts(&admin, &existing))
         .await;
     Ok(())
+}
+
+/// Every topic must exist with its configured partitions, since nobody
+/// here may create or change it; the error names each one that does not.
+async fn verify_precreated(
+    admin: AdminClient<DefaultClientContext>,
+    topics: Vec<(String, i32)>,
+    code: RDKafkaErrorCode,
+) -> Result<(), BusError> {
+    tracing::info!(%code, "not allowed to create topics; checking that they exist");
+    let admin = std::sync::Arc::new(admin);
+    let found = retry_at_startup("reading the topics' metadata", || {
+        let (admin, names): (_, Vec<String>) = (
+            admin.clone(),
+            topics.iter().map(|(n, _)| n.clone()).collect(),
+        );
+        async move {
+            // Metadata calls block: off the runtime.
+            tokio::task::spawn_blocking(move || {
+                names
+                    .into_iter()
+                    .map(|name| {
+                        partition_count(admin.inner(), &name, Duration::from_secs(5))
+                            .map(|p| (name, p))
+                    })
+                    .collect::<Result<Vec<_>, KafkaError>>()
+            })
+            .await
+            .unwrap_or_else(|_| Err(KafkaError::Canceled))
+        }
+    })
+    .await?;
+    let problems = topic_problems(&topics, &found);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(BusError::TopicsNotReady {
+            code,
+            problems: problems.join("; "),
+        })
+    }
 }
 
 fn warn_on_other_partition_counts(
@@ -330,7 +461,7 @@ mod tests {
         payload_len: usize,
         hdrs: &[(&str, &str)],
     ) -> bool {
-        let producer: BaseProducer = producer_config("127.0.0.1:1", max)
+        let producer: BaseProducer = producer_config(&KafkaSettings::new("127.0.0.1:1"), max)
             .create()
             .expect("a producer");
         let payload = vec![b'x'; payload_len];
@@ -345,6 +476,68 @@ mod tests {
                 true
             }
             Err((e, _)) => panic!("unexpected {e}"),
+        }
+    }
+
+    #[test]
+    fn operator_properties_reach_every_client_and_the_design_keeps_its_own() {
+        let kafka = KafkaSettings::new("b:9092")
+            .with_property("security.protocol", "SASL_SSL")
+            .with_property("linger.ms", "20");
+        let clients = [
+            ("producer", producer_config(&kafka, 1_000_000)),
+            ("group consumer", group_consumer_config(&kafka, "g")),
+            (
+                "standalone consumer",
+                standalone_consumer_config(&kafka, kafka.fetch_wait),
+            ),
+            ("admin", admin_config(&kafka)),
+        ];
+        for (client, config) in &clients {
+            assert_eq!(config.get("bootstrap.servers"), Some("b:9092"), "{client}");
+            assert_eq!(
+                config.get("security.protocol"),
+                Some("SASL_SSL"),
+                "{client}"
+            );
+            assert_eq!(config.get("linger.ms"), Some("20"), "{client}");
+            assert_eq!(
+                config.get("broker.address.family"),
+                None,
+                "{client}: a local-broker setting"
+            );
+        }
+        let producer = &clients[0].1;
+        assert_eq!(producer.get("acks"), Some("all"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        let group = &clients[1].1;
+        assert_eq!(group.get("enable.auto.commit"), Some("false"));
+        assert_eq!(group.get("group.id"), Some("g"));
+    }
+
+    /// librdkafka refuses these at creation when built without OpenSSL or
+    /// SASL (`OpenSSL not available at build time`): the build must carry
+    /// them for clusters that require TLS and SCRAM.
+    #[test]
+    fn clients_can_be_configured_for_tls_and_sasl() {
+        for (protocol, mechanism) in [
+            ("SSL", None),
+            ("SASL_SSL", Some("SCRAM-SHA-512")),
+            ("SASL_SSL", Some("SCRAM-SHA-256")),
+            ("SASL_SSL", Some("PLAIN")),
+        ] {
+            let mut kafka = KafkaSettings::new("127.0.0.1:1")
+                .with_property("security.protocol", protocol)
+                .with_property("ssl.endpoint.identification.algorithm", "https");
+            if let Some(m) = mechanism {
+                kafka = kafka
+                    .with_property("sasl.mechanisms", m)
+                    .with_property("sasl.username", "u")
+                    .with_property("sasl.password", "p");
+            }
+            let made: Result<rdkafka::producer::BaseProducer, _> =
+                producer_config(&kafka, 1_000_000).create();
+            assert!(made.is_ok(), "{protocol} {mechanism:?}: {:?}", made.err());
         }
     }
 
@@ -375,5 +568,59 @@ mod tests {
                 assert!(refused_as_too_large(max, key, largest + 1, hdrs), "{key:?}");
             }
         }
+    }
+
+    #[test]
+    fn precreated_topics_are_checked_by_name_and_partition_count() {
+        let wanted = vec![
+            ("s.commands".to_string(), 8),
+            ("s.replies.i".to_string(), 1),
+            ("s.commands.dlq".to_string(), 8),
+        ];
+        // (what the broker has, the problems named)
+        type Found = Vec<(String, Option<i32>)>;
+        let cases: Vec<(Found, Vec<&str>)> = vec![
+            (
+                vec![
+                    ("s.commands".into(), Some(8)),
+                    ("s.replies.i".into(), Some(1)),
+                    ("s.commands.dlq".into(), Some(8)),
+                ],
+                vec![],
+            ),
+            (
+                vec![
+                    ("s.commands".into(), Some(12)),
+                    ("s.replies.i".into(), None),
+                    ("s.commands.dlq".into(), Some(8)),
+                ],
+                vec![
+                    "s.commands has 12 partitions, 8 configured",
+                    "s.replies.i is missing (1 partitions wanted)",
+                ],
+            ),
+            (
+                vec![],
+                vec![
+                    "s.commands is missing (8 partitions wanted)",
+                    "s.replies.i is missing (1 partitions wanted)",
+                    "s.commands.dlq is missing (8 partitions wanted)",
+                ],
+            ),
+        ];
+        for (found, expected) in cases {
+            assert_eq!(topic_problems(&wanted, &found), expected, "{found:?}");
+        }
+        let e = BusError::TopicsNotReady {
+            code: RDKafkaErrorCode::TopicAuthorizationFailed,
+            problems: topic_problems(&wanted, &[]).join("; "),
+        };
+        assert!(e.to_string().starts_with("not allowed to create topics (TopicAuthorizationFailed (Broker: Topic authorization failed)), and the pre-created topics do not match: s.commands is missing"), "{e}");
+        assert!(is_authorization_failure(
+            RDKafkaErrorCode::ClusterAuthorizationFailed
+        ));
+        assert!(!is_authorization_failure(
+            RDKafkaErrorCode::TopicAlreadyExists
+        ));
     }
 }

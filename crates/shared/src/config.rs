@@ -7,6 +7,11 @@
 //! Docker's `env_file`); `#` starts a comment. The environment wins over
 //! the file, so one setting can be overridden for one run. A name the file
 //! does not know is an error, not a silently ignored typo.
+//!
+//! Besides scimflow's own settings, `KAFKA_PROPERTY_<NAME>` passes a
+//! librdkafka property to every Kafka client (`KafkaSettings`): NAME is the
+//! property upper-cased with `.` as `_` (`KAFKA_PROPERTY_SASL_MECHANISMS`
+//! is `sasl.mechanisms`). Properties the design depends on are refused.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -55,7 +60,126 @@ pub const SETTINGS: &[&str] = &[
     "SCIMFLOW_DB_STATEMENT_TIMEOUT_MS",
     "SCIMFLOW_AUTH_FAILURE_LIMIT",
     "SCIMFLOW_AUTH_FAILURE_WINDOW_SECS",
+    "SCIMFLOW_TOPIC_REPLICATION",
+    "SCIMFLOW_METRICS_TENANT_LABEL",
 ];
+
+/// Names starting with this pass a librdkafka property to every client.
+pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
+
+/// librdkafka properties scimflow sets itself because a guarantee rests on
+/// them: passing them through is refused, with the guarantee.
+const OWNED_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "it is set by KAFKA_BROKERS"),
+    ("metadata.broker.list", "it is set by KAFKA_BROKERS"),
+    ("group.id", "it is set by SCIMFLOW_CONSUMER_GROUP: every processor must be in the one group that divides the command topic's partitions"),
+    ("enable.auto.commit", "the processor commits an offset only after the database transaction that applied its command (P1)"),
+    ("enable.auto.offset.store", "the processor stores an offset only after the database transaction that applied its command (P1)"),
+    ("auto.offset.reset", "a new consumer group must start at the earliest command, or commands already on the topic are never applied"),
+    ("enable.idempotence", "a retried send must not duplicate or reorder one resource's commands (P2)"),
+    ("acks", "a write is acknowledged only once every in-sync replica has its command"),
+    ("request.required.acks", "a write is acknowledged only once every in-sync replica has its command"),
+    ("partitioner", "the ingress groups a /Bulk request's commands by the partition librdkafka's consistent_random partitioner picks for each key"),
+    ("transactional.id", "scimflow does not use Kafka transactions: the database transaction and the outbox decide what happened"),
+    ("isolation.level", "scimflow does not use Kafka transactions, so there is nothing for read_committed to hide"),
+    ("message.timeout.ms", "an outbox relay taking over waits this bound (10 s) before publishing what its predecessor may still deliver"),
+    ("delivery.timeout.ms", "an outbox relay taking over waits this bound (10 s) before publishing what its predecessor may still deliver"),
+    ("fetch.wait.max.ms", "it is set by SCIMFLOW_KAFKA_FETCH_WAIT_MS"),
+    ("message.max.bytes", "it is set by SCIMFLOW_MAX_MESSAGE_BYTES, which the request body limit and every topic's limit follow from"),
+];
+
+/// Whether a property's value is a secret, shown redacted
+/// (`scimflow config check`, debug output).
+pub fn is_secret_property(name: &str) -> bool {
+    name.contains("password")
+        || name.contains("secret")
+        || name.contains(".pem")
+        || name == "sasl.oauthbearer.config"
+}
+
+/// The Kafka clients' settings, given to every `bus` client builder.
+#[derive(Clone)]
+pub struct KafkaSettings {
+    /// `KAFKA_BROKERS`: bootstrap servers, comma-separated.
+    pub brokers: String,
+    /// `KAFKA_PROPERTY_*`: librdkafka properties for every client, by
+    /// their librdkafka names, sorted.
+    pub properties: Vec<(String, String)>,
+    /// `SCIMFLOW_KAFKA_FETCH_WAIT_MS` (default 50): how long the broker may
+    /// hold a consumer's fetch when it has nothing new (`fetch.wait.max.ms`)
+    /// for the processor and the reply consumers. Kafka answers as soon as
+    /// data arrives, so this only bounds idle polling there; tansu 0.6 holds
+    /// every fetch this long, so against it this is latency per hop
+    /// (docs/PERFORMANCE.md).
+    pub fetch_wait: Duration,
+    /// `SCIMFLOW_TOPIC_REPLICATION` (default -1, the broker's default
+    /// replication factor): replicas of each topic scimflow creates.
+    pub topic_replication: i32,
+}
+
+impl KafkaSettings {
+    /// Defaults for `brokers`, no properties (tools and tests).
+    pub fn new(brokers: &str) -> Self {
+        KafkaSettings {
+            brokers: brokers.to_string(),
+            properties: Vec::new(),
+            fetch_wait: Duration::from_millis(50),
+            topic_replication: -1,
+        }
+    }
+
+    pub fn with_property(mut self, name: &str, value: &str) -> Self {
+        self.properties.retain(|(n, _)| n != name);
+        self.properties.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The properties with secrets replaced, for display.
+    pub fn redacted_properties(&self) -> Vec<(String, String)> {
+        self.properties
+            .iter()
+            .map(|(n, v)| {
+                let v = if is_secret_property(n) {
+                    "<redacted>".to_string()
+                } else {
+                    v.clone()
+                };
+                (n.clone(), v)
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("properties", &self.redacted_properties())
+            .field("fetch_wait", &self.fetch_wait)
+            .field("topic_replication", &self.topic_replication)
+            .finish()
+    }
+}
+
+/// The librdkafka name of a `KAFKA_PROPERTY_*` setting, or why it is
+/// refused.
+fn property_name(setting: &str) -> Result<String, String> {
+    let name = setting
+        .strip_prefix(KAFKA_PROPERTY_PREFIX)
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .replace('_', ".");
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+        return Err(
+            "expected KAFKA_PROPERTY_ and a librdkafka property name, upper-cased with '.' as '_'"
+                .into(),
+        );
+    }
+    if let Some((_, why)) = OWNED_PROPERTIES.iter().find(|(n, _)| *n == name) {
+        return Err(format!("{name} is set by scimflow: {why}"));
+    }
+    Ok(name)
+}
 
 /// What a command's envelope may add to the request body it carries: ids,
 /// timestamps, the base URL, the request id and `If-Match`. A body may
@@ -77,8 +201,9 @@ pub struct Config {
     pub database_url: String,
     /// `SCIMFLOW_DB_POOL_SIZE` (default 16).
     pub db_pool_size: u32,
-    /// `KAFKA_BROKERS`: bootstrap servers, comma-separated.
-    pub kafka_brokers: String,
+    /// The Kafka clients' settings: `KAFKA_BROKERS`, `KAFKA_PROPERTY_*`,
+    /// `SCIMFLOW_KAFKA_FETCH_WAIT_MS`, `SCIMFLOW_TOPIC_REPLICATION`.
+    pub kafka: KafkaSettings,
     /// `SCIMFLOW_TOPIC_PREFIX` (default `scimflow`): every topic name
     /// starts with it, so several stacks (or tests) can share a broker.
     pub topic_prefix: String,
@@ -90,8 +215,10 @@ pub struct Config {
     /// `SCIMFLOW_PUBLIC_URL` (default http://<http_addr>): how clients
     /// reach the ingress; SCIM base URLs and `meta.location` start with it.
     pub public_url: String,
-    /// `SCIMFLOW_INSTANCE_ID` (default `ingress-<port>`): names this
-    /// ingress's reply topic. Must be unique among running ingresses.
+    /// `SCIMFLOW_INSTANCE_ID` (default `ingress-<hostname>-<port>`, or
+    /// `ingress-<port>` when the host has no name): names this ingress's
+    /// reply topic. Must be unique among running ingresses; the hostname
+    /// (a container's id, a pod's name) makes the default so.
     pub instance_id: String,
     /// `SCIMFLOW_REPLY_DEADLINE_MS` (default 10000): how long a write waits
     /// for its outcome before answering 503 with Retry-After.
@@ -117,13 +244,6 @@ pub struct Config {
     /// `SCIMFLOW_TENANT_BURST` (default 40000): requests one tenant may make
     /// at once above its rate.
     pub tenant_burst: f64,
-    /// `SCIMFLOW_KAFKA_FETCH_WAIT_MS` (default 50): how long the broker may
-    /// hold a consumer's fetch when it has nothing new (`fetch.wait.max.ms`)
-    /// for the processor and the reply consumers. Kafka answers as soon as
-    /// data arrives, so this only bounds idle polling there; tansu 0.6 holds
-    /// every fetch this long, so against it this is latency per hop
-    /// (docs/PERFORMANCE.md).
-    pub kafka_fetch_wait: Duration,
     /// `SCIMFLOW_READ_AHEAD_BYTES` (default 67108864, 64 MiB; at least
     /// 1048576): the most command payload bytes the processor holds read
     /// ahead of what it has applied, besides its 10 batches' count. Past
@@ -158,12 +278,21 @@ pub struct Config {
     pub auth_failure_limit: u32,
     /// `SCIMFLOW_AUTH_FAILURE_WINDOW_SECS` (default 60): that window.
     pub auth_failure_window: Duration,
+    /// `SCIMFLOW_METRICS_TENANT_LABEL` (default false): label the ingress's
+    /// request series with the tenant id. Off, the label is empty, so the
+    /// series count does not grow with the number of tenants.
+    pub metrics_tenant_label: bool,
 }
 
 /// Where settings come from: the environment first, then the file.
 struct Sources<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     file: HashMap<String, String>,
+    /// This host's name (`HOSTNAME`, else the kernel's), for defaults that
+    /// must differ between replicas.
+    hostname: Option<String>,
+    /// The environment's `KAFKA_PROPERTY_*` settings.
+    env_properties: Vec<(String, String)>,
 }
 
 impl Sources<'_> {
@@ -171,6 +300,40 @@ impl Sources<'_> {
         (self.env)(name)
             .or_else(|| self.file.get(name).cloned())
             .filter(|v| !v.trim().is_empty())
+    }
+
+    /// `KAFKA_PROPERTY_*` from the file, then the environment over it.
+    fn kafka_properties(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        let mut by_setting: std::collections::BTreeMap<&str, &str> = self
+            .file
+            .iter()
+            .filter(|(k, _)| k.starts_with(KAFKA_PROPERTY_PREFIX))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        for (k, v) in &self.env_properties {
+            by_setting.insert(k, v);
+        }
+        let mut properties = Vec::new();
+        for (setting, value) in by_setting {
+            if value.trim().is_empty() {
+                continue;
+            }
+            let name = property_name(setting).map_err(|reason| ConfigError::Invalid {
+                name: "KAFKA_PROPERTY_*",
+                value: format!(
+                    "{setting}={}",
+                    if is_secret_property(&setting.to_ascii_lowercase().replace('_', ".")) {
+                        "<redacted>"
+                    } else {
+                        value
+                    }
+                ),
+                reason,
+            })?;
+            properties.push((name, value.trim().to_string()));
+        }
+        properties.sort();
+        Ok(properties)
     }
 
     fn parse<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
@@ -220,7 +383,7 @@ pub fn parse_config_file(text: &str) -> Result<HashMap<String, String>, String> 
             return Err(format!("line {}: expected NAME=value", n + 1));
         };
         let name = name.trim();
-        if !SETTINGS.contains(&name) {
+        if !SETTINGS.contains(&name) && !name.starts_with(KAFKA_PROPERTY_PREFIX) {
             return Err(format!(
                 "line {}: {name:?} is not a scimflow setting (known: {})",
                 n + 1,
@@ -235,6 +398,32 @@ pub fn parse_config_file(text: &str) -> Result<HashMap<String, String>, String> 
         settings.insert(name.to_string(), value.to_string());
     }
     Ok(settings)
+}
+
+/// `ingress-<hostname>-<port>`: replicas of one image run on hosts of their
+/// own name (Docker: the container id; Kubernetes: the pod name) and would
+/// otherwise share a reply topic. The hostname keeps only what a topic
+/// name allows, at most 64 characters; without one, `ingress-<port>`.
+fn default_instance_id(hostname: Option<&str>, port: u16) -> String {
+    let host: String = hostname
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    let host = host.trim_matches(|c| matches!(c, '.' | '-' | '_'));
+    if host.is_empty() {
+        format!("ingress-{port}")
+    } else {
+        format!("ingress-{host}-{port}")
+    }
 }
 
 impl Config {
@@ -252,7 +441,20 @@ impl Config {
                 parse_config_file(&text).map_err(|reason| ConfigError::File { path, reason })?
             }
         };
-        Config::from_sources(&Sources { env: &env, file })
+        let hostname = env("HOSTNAME").or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        });
+        let env_properties = std::env::vars()
+            .filter(|(k, _)| k.starts_with(KAFKA_PROPERTY_PREFIX))
+            .collect();
+        Config::from_sources(&Sources {
+            env: &env,
+            file,
+            hostname,
+            env_properties,
+        })
     }
 
     fn from_sources(src: &Sources<'_>) -> Result<Self, ConfigError> {
@@ -308,7 +510,7 @@ impl Config {
         let batch_max: usize = src.parse_count("SCIMFLOW_BATCH_MAX", 500)?;
         let instance_id = src
             .var("SCIMFLOW_INSTANCE_ID")
-            .unwrap_or_else(|| format!("ingress-{}", http_addr.port()));
+            .unwrap_or_else(|| default_instance_id(src.hostname.as_deref(), http_addr.port()));
         if !instance_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -344,7 +546,20 @@ impl Config {
                 reason: "must be between 1 and 5000 (0 would make consumers poll the broker in a busy loop)".into(),
             });
         }
-        let kafka_fetch_wait = Duration::from_millis(fetch_wait_ms);
+        let topic_replication: i32 = src.parse("SCIMFLOW_TOPIC_REPLICATION", -1)?;
+        if !(topic_replication == -1 || (1..=32767).contains(&topic_replication)) {
+            return Err(ConfigError::Invalid {
+                name: "SCIMFLOW_TOPIC_REPLICATION",
+                value: topic_replication.to_string(),
+                reason: "must be -1 (the broker's default) or a replica count of at least 1".into(),
+            });
+        }
+        let kafka = KafkaSettings {
+            brokers: kafka_brokers,
+            properties: src.kafka_properties()?,
+            fetch_wait: Duration::from_millis(fetch_wait_ms),
+            topic_replication,
+        };
         let read_ahead_bytes: usize = src.parse("SCIMFLOW_READ_AHEAD_BYTES", 64 << 20)?;
         if read_ahead_bytes < 1 << 20 {
             return Err(ConfigError::Invalid {
@@ -399,7 +614,7 @@ impl Config {
             admin_addr,
             processor_admin_addr,
             db_pool_size,
-            kafka_brokers,
+            kafka,
             topic_prefix,
             command_partitions,
             http_addr,
@@ -411,7 +626,6 @@ impl Config {
             consumer_group,
             tenant_rate,
             tenant_burst,
-            kafka_fetch_wait,
             read_ahead_bytes,
             max_message_bytes,
             max_in_flight,
@@ -419,6 +633,7 @@ impl Config {
             db_statement_timeout: Duration::from_millis(statement_ms),
             auth_failure_limit,
             auth_failure_window: Duration::from_secs(auth_window_secs),
+            metrics_tenant_label: src.parse("SCIMFLOW_METRICS_TENANT_LABEL", false)?,
         })
     }
 
@@ -448,12 +663,135 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let lookup = move |name: &str| env.get(name).cloned();
         let file = parse_config_file(file).map_err(|reason| ConfigError::File {
             path: "test.env".into(),
             reason,
         })?;
-        Config::from_sources(&Sources { env: &lookup, file })
+        let env_properties = env
+            .iter()
+            .filter(|(k, _)| k.starts_with(KAFKA_PROPERTY_PREFIX))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |name: &str| env.get(name).cloned();
+        Config::from_sources(&Sources {
+            env: &lookup,
+            file,
+            hostname: None,
+            env_properties,
+        })
+    }
+
+    #[test]
+    fn kafka_properties_pass_through_from_the_file_and_the_environment() {
+        let file = format!(
+            "{FILE}KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL\n\
+             KAFKA_PROPERTY_SASL_MECHANISMS=PLAIN\n\
+             KAFKA_PROPERTY_SASL_PASSWORD=from-the-file\n"
+        );
+        let c = config(
+            &[
+                ("KAFKA_PROPERTY_SASL_MECHANISMS", "SCRAM-SHA-512"),
+                ("KAFKA_PROPERTY_SASL_USERNAME", "scimflow"),
+                ("KAFKA_PROPERTY_SSL_CA_PEM", "-----BEGIN CERTIFICATE-----"),
+                ("KAFKA_PROPERTY_STATISTICS_INTERVAL_MS", "1000"),
+                ("SCIMFLOW_TOPIC_REPLICATION", "3"),
+            ],
+            &file,
+        )
+        .expect("valid");
+        let props = |ps: &[(String, String)]| {
+            ps.iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            props(&c.kafka.properties),
+            [
+                "sasl.mechanisms=SCRAM-SHA-512",
+                "sasl.password=from-the-file",
+                "sasl.username=scimflow",
+                "security.protocol=SASL_SSL",
+                "ssl.ca.pem=-----BEGIN CERTIFICATE-----",
+                "statistics.interval.ms=1000",
+            ]
+        );
+        assert_eq!(
+            props(&c.kafka.redacted_properties()),
+            [
+                "sasl.mechanisms=SCRAM-SHA-512",
+                "sasl.password=<redacted>",
+                "sasl.username=scimflow",
+                "security.protocol=SASL_SSL",
+                "ssl.ca.pem=<redacted>",
+                "statistics.interval.ms=1000",
+            ]
+        );
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("from-the-file"), "{shown}");
+        assert_eq!(c.kafka.topic_replication, 3);
+        let c = config(&[], FILE).expect("valid");
+        assert_eq!(c.kafka.topic_replication, -1, "the broker's default");
+        assert!(c.kafka.properties.is_empty());
+    }
+
+    #[test]
+    fn secrets_are_recognised_by_name() {
+        for (name, secret) in [
+            ("sasl.password", true),
+            ("ssl.key.password", true),
+            ("ssl.keystore.password", true),
+            ("ssl.key.pem", true),
+            ("ssl.certificate.pem", true),
+            ("sasl.oauthbearer.client.secret", true),
+            ("sasl.oauthbearer.config", true),
+            ("sasl.username", false),
+            ("security.protocol", false),
+            ("ssl.ca.location", false),
+        ] {
+            assert_eq!(is_secret_property(name), secret, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_instance_id_defaults_to_the_hostname_and_the_port() {
+        // (hostname, SCIMFLOW_INSTANCE_ID, expected)
+        let cases: &[(Option<&str>, Option<&str>, &str)] = &[
+            (
+                Some("scimflow-ingress-7d4b9c-x2k8p"),
+                None,
+                "ingress-scimflow-ingress-7d4b9c-x2k8p-8080",
+            ),
+            (Some("3f2a9c1b7e0d\n"), None, "ingress-3f2a9c1b7e0d-8080"),
+            (
+                Some("host name/with:odd*chars"),
+                None,
+                "ingress-host-name-with-odd-chars-8080",
+            ),
+            (Some("  "), None, "ingress-8080"),
+            (Some("***"), None, "ingress-8080"),
+            (None, None, "ingress-8080"),
+            (Some("web-1"), Some("edge-a"), "edge-a"),
+        ];
+        for (hostname, set, expected) in cases {
+            let env: Vec<(&str, &str)> = set.iter().map(|v| ("SCIMFLOW_INSTANCE_ID", *v)).collect();
+            let env: HashMap<String, String> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let lookup = move |name: &str| env.get(name).cloned();
+            let file = parse_config_file(FILE).expect("file");
+            let c = Config::from_sources(&Sources {
+                env: &lookup,
+                file,
+                hostname: hostname.map(str::to_string),
+                env_properties: Vec::new(),
+            })
+            .expect("valid");
+            assert_eq!(c.instance_id, *expected, "{hostname:?}");
+        }
+        let long = "h".repeat(300);
+        let id = default_instance_id(Some(&long), 9);
+        assert_eq!(id.len(), "ingress-".len() + 64 + "-9".len(), "{id}");
     }
 
     const FILE: &str = "# scimflow\n\
@@ -466,7 +804,7 @@ mod tests {
     fn the_file_supplies_settings_and_the_environment_overrides_it() {
         let c = config(&[], FILE).expect("valid");
         assert_eq!(c.database_url, "postgres://db/scimflow");
-        assert_eq!(c.kafka_brokers, "127.0.0.1:9092");
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
         assert_eq!(c.batch_max, 250);
         assert_eq!(c.tenant_rate, 20000.0, "a default");
         assert_eq!(c.read_ahead_bytes, 64 * 1024 * 1024, "a default");
@@ -579,6 +917,46 @@ mod tests {
                 &[("SCIMFLOW_PUBLIC_URL", "ftp://x")],
                 FILE,
                 "SCIMFLOW_PUBLIC_URL=\"ftp://x\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_METRICS_TENANT_LABEL", "yes")],
+                FILE,
+                "SCIMFLOW_METRICS_TENANT_LABEL=\"yes\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_TOPIC_REPLICATION", "0")],
+                FILE,
+                "SCIMFLOW_TOPIC_REPLICATION=\"0\" is invalid",
+            ),
+            (
+                &[("KAFKA_PROPERTY_ENABLE_AUTO_COMMIT", "true")],
+                FILE,
+                "enable.auto.commit is set by scimflow: the processor commits an offset only after the database transaction",
+            ),
+            (
+                &[],
+                "DATABASE_URL=x\nKAFKA_BROKERS=y\nKAFKA_PROPERTY_ACKS=1\n",
+                "acks is set by scimflow: a write is acknowledged only once every in-sync replica",
+            ),
+            (
+                &[("KAFKA_PROPERTY_BOOTSTRAP_SERVERS", "elsewhere:9092")],
+                FILE,
+                "bootstrap.servers is set by scimflow: it is set by KAFKA_BROKERS",
+            ),
+            (
+                &[("KAFKA_PROPERTY_PARTITIONER", "murmur2")],
+                FILE,
+                "partitioner is set by scimflow",
+            ),
+            (
+                &[("KAFKA_PROPERTY_TRANSACTIONAL_ID", "t")],
+                FILE,
+                "transactional.id is set by scimflow",
+            ),
+            (
+                &[("KAFKA_PROPERTY_", "x")],
+                FILE,
+                "expected KAFKA_PROPERTY_ and a librdkafka property name",
             ),
         ];
         for (env, file, expected) in cases {

@@ -1,0 +1,54 @@
+//! The ingress's readiness on its admin listener: the database answers and
+//! the broker gives the command topic's metadata, as last checked by a
+//! background task (every `READINESS_INTERVAL`), so a probe costs neither
+//! a database connection nor a broker round trip.
+
+use rdkafka::producer::Producer as _;
+use scimflow_shared::bus::Producer;
+use scimflow_shared::metrics::{Readiness, ReadyState, READINESS_INTERVAL};
+use scimflow_shared::store::{self, PgPool};
+use tokio::sync::watch;
+
+/// Keep `readiness` current until `shutdown` turns true.
+pub fn follow(
+    pool: PgPool,
+    producer: Producer,
+    command_topic: String,
+    readiness: Readiness,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            readiness.set(check(&pool, &producer, &command_topic).await);
+            let _ = tokio::time::timeout(READINESS_INTERVAL, shutdown.wait_for(|stop| *stop)).await;
+            if *shutdown.borrow() {
+                readiness.set(ReadyState::not_ready("shutting down"));
+                return;
+            }
+        }
+    });
+}
+
+async fn check(pool: &PgPool, producer: &Producer, topic: &str) -> ReadyState {
+    let pool = pool.clone();
+    let db = tokio::task::spawn_blocking(move || -> Result<(), store::StoreError> {
+        let mut conn = pool.get()?;
+        store::ping(&mut conn)
+    })
+    .await;
+    if !matches!(db, Ok(Ok(()))) {
+        return ReadyState::not_ready("the database is unreachable");
+    }
+    let (producer, topic) = (producer.clone(), topic.to_string());
+    let broker = tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), std::time::Duration::from_secs(2))
+            .map(|_| ())
+    })
+    .await;
+    if !matches!(broker, Ok(Ok(()))) {
+        return ReadyState::not_ready("the broker is unreachable");
+    }
+    ReadyState::ready(serde_json::json!({"status": "ready"}))
+}
