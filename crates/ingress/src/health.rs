@@ -30,25 +30,38 @@ pub fn follow(
 }
 
 async fn check(pool: &PgPool, producer: &Producer, topic: &str) -> ReadyState {
+    match probe(pool, producer, topic).await {
+        Ok(()) => ReadyState::ready(serde_json::json!({"status": "ready"})),
+        Err(reason) => ReadyState::not_ready(reason),
+    }
+}
+
+/// The longest either check may take.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One check of what the ingress needs: a database connection that
+/// answers, and the broker's metadata for the command topic. Shared by
+/// this listener and the SCIM port's `/readyz` (`readiness`).
+pub async fn probe(pool: &PgPool, producer: &Producer, topic: &str) -> Result<(), &'static str> {
     let pool = pool.clone();
     let db = tokio::task::spawn_blocking(move || -> Result<(), store::StoreError> {
-        let mut conn = pool.get()?;
+        let mut conn = pool.get_timeout(CHECK_TIMEOUT)?;
         store::ping(&mut conn)
     })
     .await;
     if !matches!(db, Ok(Ok(()))) {
-        return ReadyState::not_ready("the database is unreachable");
+        return Err("the database is unreachable");
     }
     let (producer, topic) = (producer.clone(), topic.to_string());
     let broker = tokio::task::spawn_blocking(move || {
         producer
             .client()
-            .fetch_metadata(Some(&topic), std::time::Duration::from_secs(2))
+            .fetch_metadata(Some(&topic), CHECK_TIMEOUT)
             .map(|_| ())
     })
     .await;
     if !matches!(broker, Ok(Ok(()))) {
-        return ReadyState::not_ready("the broker is unreachable");
+        return Err("the broker is unreachable");
     }
-    ReadyState::ready(serde_json::json!({"status": "ready"}))
+    Ok(())
 }

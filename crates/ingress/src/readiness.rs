@@ -1,4 +1,5 @@
-//! `/readyz`: PostgreSQL answers and the broker gives metadata. It is on
+//! `/readyz` on the SCIM port: PostgreSQL answers and the broker gives
+//! metadata (`health::probe`, the admin listener's check too). It is on
 //! the public port, so anyone may ask it as often as they like: the checks
 //! run at most once per [`INTERVAL`], and every other call in between is
 //! answered with the last result. Concurrent calls at the end of an
@@ -6,18 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::Producer;
 use tokio::sync::Mutex;
-
-use scimflow_shared::store;
 
 use crate::metrics::READINESS_CHECKS;
 use crate::{AppState, IngressError};
 
 /// How long a readiness result is served before it is checked again.
 pub const INTERVAL: Duration = Duration::from_secs(1);
-/// The longest either check may take.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub type Verdict = Result<(), &'static str>;
 
@@ -56,28 +52,7 @@ pub async fn ready(app: &AppState) -> Result<&'static str, IngressError> {
 
 async fn check(app: &AppState) -> Verdict {
     READINESS_CHECKS.inc();
-    let pool = app.pool.clone();
-    let database = tokio::task::spawn_blocking(move || -> Result<(), store::StoreError> {
-        let mut conn = pool.get_timeout(CHECK_TIMEOUT)?;
-        store::ping(&mut conn)
-    })
-    .await;
-    if !matches!(database, Ok(Ok(()))) {
-        return Err("the database is unreachable");
-    }
-    let producer = app.producer.clone();
-    let topic = app.topics.commands();
-    let broker = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(Some(&topic), CHECK_TIMEOUT)
-            .map(|_| ())
-    })
-    .await;
-    if !matches!(broker, Ok(Ok(()))) {
-        return Err("the broker is unreachable");
-    }
-    Ok(())
+    crate::health::probe(&app.pool, &app.producer, &app.topics.commands()).await
 }
 
 #[cfg(test)]
