@@ -46,8 +46,15 @@ pub fn normalize_user(body: &Value) -> Result<UserInput, ScimError> {
         .find(|(k, _)| k.eq_ignore_ascii_case("roles"))
         .map(|(_, v)| v.clone());
     doc.remove("roles");
-    match doc.get("userName") {
-        Some(Value::String(u)) if !u.trim().is_empty() => {}
+    // Stored as it is compared (unique per tenant, case-insensitively):
+    // without surrounding white space, so the document and the indexed
+    // column never disagree.
+    match doc.get_mut("userName") {
+        Some(Value::String(u)) if !u.trim().is_empty() => {
+            if u.trim().len() != u.len() {
+                *u = u.trim().to_string();
+            }
+        }
         _ => return Err(ScimError::invalid_value("userName is required")),
     }
     Ok(UserInput {
@@ -343,6 +350,28 @@ mod tests {
         for body in bad {
             let err = normalize_user(&body).unwrap_err();
             assert_eq!(err.status, 400, "{body}");
+        }
+    }
+
+    /// The stored userName is the one uniqueness compares: surrounding
+    /// white space of any kind goes, inner text (marks included) stays.
+    #[test]
+    fn user_name_is_stored_without_surrounding_white_space() {
+        let cases = [
+            ("ada@x.example", "ada@x.example"),
+            ("  ada@x.example\r\n", "ada@x.example"),
+            ("\u{3000}\u{a0}ada\u{2003}", "ada"),
+            ("a d\u{200f}a\t", "a d\u{200f}a"),
+        ];
+        for (sent, stored) in cases {
+            let got = normalize_user(&json!({"userName": sent})).expect("valid");
+            assert_eq!(got.attrs["userName"], json!(stored), "{sent:?}");
+        }
+        for blank in ["", " ", "\u{3000}\r\n"] {
+            assert!(
+                normalize_user(&json!({"userName": blank})).is_err(),
+                "{blank:?}"
+            );
         }
     }
 
