@@ -11,28 +11,12 @@ use scimflow_shared::scim::filter::{
 };
 use scimflow_shared::store::filter_sql::{group_condition, user_condition};
 
-/// Levels of the tree, counted without recursion.
-fn height(f: &Filter) -> usize {
-    let (mut max, mut stack) = (0, vec![(f, 1)]);
-    while let Some((f, level)) = stack.pop() {
-        max = max.max(level);
-        match f {
-            Filter::And(items) | Filter::Or(items) => {
-                stack.extend(items.iter().map(|i| (i, level + 1)))
-            }
-            Filter::Not(inner) | Filter::ValuePath(_, inner) => stack.push((inner, level + 1)),
-            Filter::Compare(..) | Filter::Present(_) => {}
-        }
-    }
-    max
-}
-
 fuzz_target!(|data: &[u8]| {
     let input = String::from_utf8_lossy(data);
     match parse_filter(&input) {
         Ok(f) => {
             assert!(input.len() <= MAX_FILTER_LEN);
-            assert!(height(&f) <= 3 * (MAX_FILTER_DEPTH + 1) + 1, "{f:?}");
+            assert!(Filter::height(&f) <= 3 * (MAX_FILTER_DEPTH + 1) + 1, "{f:?}");
             let element = json!({"type": "work", "value": "A@x.com", "primary": "True",
                                   "display": "é€😀", "emails": [{"value": "x"}], "n": 1});
             let _ = matches(&f, &element);

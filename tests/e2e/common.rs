@@ -748,3 +748,17 @@ impl Tenant {
 pub fn patch_op(ops: Value) -> Value {
     serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
+
+/// Stop or start (`"stop"`, `"start"`) the PostgreSQL cluster every test
+/// shares, through the script `./scripts/test` provides: only for tests
+/// named `exclusive_*`, which run alone.
+pub async fn shared_postgres(action: &'static str) {
+    let pgctl = std::env::var("SCIMFLOW_TEST_PG_CTL")
+        .expect("SCIMFLOW_TEST_PG_CTL: run through ./scripts/test");
+    let status =
+        tokio::task::spawn_blocking(move || std::process::Command::new(pgctl).arg(action).status())
+            .await
+            .expect("pgctl task")
+            .expect("pgctl");
+    assert!(status.success(), "pgctl {action}");
+}

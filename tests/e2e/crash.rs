@@ -226,8 +226,6 @@ async fn p2_p3_two_processors_one_stopped_mid_stream() {
 async fn exclusive_p1_postgres_down_10s_mid_stream() {
     const USERS: usize = 16;
     const PATCHES: usize = 60;
-    let pgctl = std::env::var("SCIMFLOW_TEST_PG_CTL")
-        .expect("SCIMFLOW_TEST_PG_CTL: run through ./scripts/test");
     let admin = crate::common::free_port();
     let stack = Stack::new("pg_outage")
         .with_env("SCIMFLOW_REPLY_DEADLINE_MS", "3000")
@@ -251,19 +249,7 @@ async fn exclusive_p1_postgres_down_10s_mid_stream() {
     let acks = Arc::new(AtomicUsize::new(0));
     let writers = start_writers(&tenant, USERS, PATCHES, acks.clone());
     wait_for_acks(&acks, 200).await;
-    let run = |arg: &'static str| {
-        let pgctl = pgctl.clone();
-        async move {
-            let status = tokio::task::spawn_blocking(move || {
-                std::process::Command::new(pgctl).arg(arg).status()
-            })
-            .await
-            .expect("pgctl task")
-            .expect("pgctl");
-            assert!(status.success(), "pgctl {arg}");
-        }
-    };
-    run("stop").await;
+    crate::common::shared_postgres("stop").await;
     let down_at = acks.load(Ordering::SeqCst);
     // Changes could be missed while the notification connection is down:
     // the ingress stops answering from its tenant cache.
@@ -272,7 +258,7 @@ async fn exclusive_p1_postgres_down_10s_mid_stream() {
     // the stream. Nothing is waited for here; what follows polls.
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     tokio::time::sleep_until(until).await;
-    run("start").await;
+    crate::common::shared_postgres("start").await;
     let (results, acked, uncertain) = join_writers(writers).await;
     // The processor recovers by itself. A barrier write per user, answered
     // 200, proves everything published before it for that user is applied

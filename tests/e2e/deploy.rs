@@ -328,26 +328,12 @@ fn config_check_lists_kafka_properties_with_secrets_redacted() {
 /// both are ready again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exclusive_readiness_follows_the_database() {
-    let pgctl = std::env::var("SCIMFLOW_TEST_PG_CTL")
-        .expect("SCIMFLOW_TEST_PG_CTL: run through ./scripts/test");
     let (stack, ingress_admin) = Stack::new("ready_db").with_admin_port("SCIMFLOW_ADMIN_ADDR");
     let (stack, processor_admin) = stack.with_admin_port("SCIMFLOW_PROCESSOR_ADMIN_ADDR");
     let stack = stack.started().await;
     readyz_reaches(&stack, ingress_admin, "ready").await;
     readyz_reaches(&stack, processor_admin, "ready").await;
-    let control = |arg: &'static str| {
-        let pgctl = pgctl.clone();
-        async move {
-            let status = tokio::task::spawn_blocking(move || {
-                std::process::Command::new(pgctl).arg(arg).status()
-            })
-            .await
-            .expect("pgctl task")
-            .expect("pgctl");
-            assert!(status.success(), "pgctl {arg}");
-        }
-    };
-    control("stop").await;
+    crate::common::shared_postgres("stop").await;
     for port in [ingress_admin, processor_admin] {
         let body = readyz_reaches(&stack, port, "not_ready").await;
         assert!(
@@ -362,7 +348,7 @@ async fn exclusive_readiness_follows_the_database() {
             Some((200, "ok".into()))
         );
     }
-    control("start").await;
+    crate::common::shared_postgres("start").await;
     readyz_reaches(&stack, ingress_admin, "ready").await;
     readyz_reaches(&stack, processor_admin, "ready").await;
 }

@@ -117,9 +117,9 @@ pub enum Filter {
 }
 
 impl Filter {
-    /// Levels of the tree, counted without recursion.
-    #[cfg(test)]
-    pub(crate) fn height(&self) -> usize {
+    /// Levels of the tree, counted without recursion (what every walk of
+    /// it is bounded by; the tests and the fuzz targets check it).
+    pub fn height(&self) -> usize {
         let (mut max, mut stack) = (0, vec![(self, 1)]);
         while let Some((f, level)) = stack.pop() {
             max = max.max(level);
