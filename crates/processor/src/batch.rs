@@ -99,7 +99,7 @@ impl BatchError {
     /// The kind of failure, for `policy::decide`.
     pub fn failure(&self) -> Failure {
         match self {
-            BatchError::Store(e) if e.is_connection_lost() => Failure::Outage,
+            BatchError::Store(e) if e.is_outage() => Failure::Outage,
             BatchError::Store(_) | BatchError::Panic(_) => Failure::Unattributed,
             BatchError::Command { failure, .. } => *failure,
         }
@@ -389,7 +389,7 @@ pub fn run_batch_with(
                     out.push(Disposition::Answered(outcome));
                     continue;
                 }
-                Err(Stopped::Store(e)) if e.is_connection_lost() => return Err(e.into()),
+                Err(Stopped::Store(e)) if e.is_outage() => return Err(e.into()),
                 Err(Stopped::Store(e)) => (Failure::Database, e.to_string()),
                 Err(Stopped::Panic(message)) => {
                     tracing::error!(panic = %message, "applying the command panicked");

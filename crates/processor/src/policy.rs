@@ -37,7 +37,8 @@ pub struct Attempt {
 pub enum Failure {
     /// Nothing (yet): the command is about to be applied.
     None,
-    /// The database or the broker is unreachable: nobody's fault.
+    /// The database or the broker is unreachable or in a passing state
+    /// (`StoreError::is_outage`): nobody's fault.
     Outage,
     /// The message does not decode, is too large, or its key does not
     /// name the command's resource: no attempt can change that.
@@ -77,8 +78,10 @@ pub enum Decision {
 /// Whole-batch attempts a panic gets before the batch is isolated: a panic
 /// is a bug meeting an input, rarely a passing condition.
 pub const PANIC_ATTEMPTS: u32 = 2;
-/// Whole-batch attempts a database refusal gets: a deadlock, a
-/// serialization failure or another processor winning a race passes.
+/// Whole-batch attempts a database refusal gets: another processor
+/// winning a race (a uniqueness index refusing a create) passes. Deadlocks,
+/// serialization failures, a read-only primary and the like are outages
+/// (`StoreError::is_outage`), retried without end.
 pub const DATABASE_ATTEMPTS: u32 = 5;
 /// Attempts, one command alone, of a failure nothing else could pin on it.
 pub const ALONE_ATTEMPTS: u32 = 2;

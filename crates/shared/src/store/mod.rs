@@ -77,6 +77,44 @@ impl StoreError {
         )
     }
 
+    /// Nothing about any command caused it, and it passes: the connection
+    /// is gone, or the server is in a state that ends on its own (a
+    /// failover's read-only primary, SQLSTATE 25006; a serialization
+    /// failure or a deadlock between processors, 40001 and 40P01; a full
+    /// disk or memory, class 53; a server shutting down or starting, class
+    /// 57P). The processor retries these without end instead of
+    /// dead-lettering every command in flight during an outage. diesel
+    /// names only some of these; the rest are told by the server's message
+    /// (the default English locale).
+    pub fn is_outage(&self) -> bool {
+        if self.is_connection_lost() {
+            return true;
+        }
+        let StoreError::Db(DieselError::DatabaseError(kind, info)) = self else {
+            return false;
+        };
+        match kind {
+            DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ReadOnlyTransaction => {
+                true
+            }
+            DatabaseErrorKind::Unknown => {
+                const PASSING: &[&str] = &[
+                    "deadlock detected",
+                    "could not serialize access",
+                    "read-only transaction",
+                    "No space left on device",
+                    "out of memory",
+                    "the database system is",
+                    "terminating connection",
+                    "conflict with recovery",
+                ];
+                let message = info.message();
+                PASSING.iter().any(|p| message.contains(p))
+            }
+            _ => false,
+        }
+    }
+
     /// PostgreSQL cancelled the statement at the connection's
     /// `statement_timeout` (SQLSTATE 57014, which diesel does not name: the
     /// server's message tells, in the default English locale).
@@ -253,6 +291,116 @@ where
         count(conn, where_sql_for_count)?
     };
     Ok((total, rows))
+}
+
+#[cfg(test)]
+mod outage_tests {
+    use super::*;
+
+    struct Info(&'static str);
+    impl diesel::result::DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn db(kind: DatabaseErrorKind, message: &'static str) -> StoreError {
+        StoreError::Db(DieselError::DatabaseError(kind, Box::new(Info(message))))
+    }
+
+    /// What passes by itself is an outage (retried without end); what a
+    /// command's own data causes is not (it becomes that command's dead
+    /// letter after its attempts).
+    #[test]
+    fn outages_are_what_passes_by_itself() {
+        use DatabaseErrorKind as K;
+        let cases = [
+            (
+                db(K::ClosedConnection, "server closed the connection"),
+                true,
+            ),
+            (
+                db(
+                    K::SerializationFailure,
+                    "could not serialize access due to concurrent update",
+                ),
+                true,
+            ),
+            (
+                db(
+                    K::ReadOnlyTransaction,
+                    "cannot execute UPDATE in a read-only transaction",
+                ),
+                true,
+            ),
+            (db(K::Unknown, "deadlock detected"), true),
+            (
+                db(
+                    K::Unknown,
+                    "could not extend file \"base/1/2\": No space left on device",
+                ),
+                true,
+            ),
+            (db(K::Unknown, "the database system is shutting down"), true),
+            (
+                db(
+                    K::Unknown,
+                    "terminating connection due to administrator command",
+                ),
+                true,
+            ),
+            (
+                db(
+                    K::Unknown,
+                    "canceling statement due to conflict with recovery",
+                ),
+                true,
+            ),
+            (
+                db(
+                    K::UniqueViolation,
+                    "duplicate key value violates unique constraint",
+                ),
+                false,
+            ),
+            (
+                db(K::CheckViolation, "new row violates check constraint"),
+                false,
+            ),
+            (
+                db(
+                    K::Unknown,
+                    "invalid byte sequence for encoding \"UTF8\": 0x00",
+                ),
+                false,
+            ),
+            (
+                db(K::Unknown, "canceling statement due to statement timeout"),
+                false,
+            ),
+        ];
+        for (e, outage) in cases {
+            assert_eq!(e.is_outage(), outage, "{e}");
+        }
+    }
 }
 
 #[cfg(test)]
