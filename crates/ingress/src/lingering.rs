@@ -19,6 +19,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,6 +32,12 @@ use tokio::net::{TcpListener, TcpStream};
 pub const LINGER_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// The longest a closing connection waits for its client to stop sending.
 pub const LINGER_MAX_TIME: Duration = Duration::from_secs(10);
+/// The most connections lingering at once: past it a connection closes at
+/// once, as it would without lingering, so a flood of requests that are
+/// answered and closed cannot hold sockets and memory without bound.
+pub const LINGER_MAX_CONNECTIONS: usize = 1024;
+
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
 
 /// A TCP listener whose connections close gracefully.
 pub struct LingeringListener(pub TcpListener);
@@ -139,10 +146,19 @@ impl Drop for LingeringStream {
         let Some(stream) = self.inner.take() else {
             return;
         };
-        // Outside a runtime (never, in the service) the socket just closes.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(linger(stream));
+        // Outside a runtime (never, in the service), or with too many
+        // lingering already, the socket just closes.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if LINGERING.fetch_add(1, Ordering::Relaxed) >= LINGER_MAX_CONNECTIONS {
+            LINGERING.fetch_sub(1, Ordering::Relaxed);
+            return;
         }
+        runtime.spawn(async move {
+            linger(stream).await;
+            LINGERING.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 
@@ -151,7 +167,7 @@ impl Drop for LingeringStream {
 /// close does not reset the connection under the answer.
 async fn linger(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = [0u8; 8 * 1024];
     let mut read = 0usize;
     let discard = async {
         while read <= LINGER_MAX_BYTES {
