@@ -189,6 +189,9 @@ fn property_name(setting: &str) -> Result<String, String> {
 /// longer) is refused with 413, never queued to fail.
 pub const ENVELOPE_RESERVE: usize = 16 * 1024;
 
+/// The longest reply deadline a setting may ask for, in milliseconds.
+pub const MAX_DEADLINE_MS: u64 = 3_600_000;
+
 /// The bounds of `SCIMFLOW_MAX_MESSAGE_BYTES`. Below librdkafka's default
 /// the processor's reply batches (512 KiB) and the ingress's command
 /// batches (256 KiB) would have to shrink with it; above 16 MiB a single
@@ -582,11 +585,30 @@ impl Config {
             });
         }
         let max_in_flight: usize = src.parse_count("SCIMFLOW_MAX_IN_FLIGHT", 512)?;
-        let reply_deadline =
-            Duration::from_millis(src.parse("SCIMFLOW_REPLY_DEADLINE_MS", 10_000)?);
+        // Deadlines are added to the clock on every request: bounded, so no
+        // setting can make that addition overflow.
+        let reply_ms: u64 = src.parse_count("SCIMFLOW_REPLY_DEADLINE_MS", 10_000)?;
+        if reply_ms > MAX_DEADLINE_MS {
+            return Err(ConfigError::Invalid {
+                name: "SCIMFLOW_REPLY_DEADLINE_MS",
+                value: reply_ms.to_string(),
+                reason: format!("must be at most {MAX_DEADLINE_MS} (an hour)"),
+            });
+        }
+        let reply_deadline = Duration::from_millis(reply_ms);
         let request_timeout = match src.var("SCIMFLOW_REQUEST_TIMEOUT_MS") {
             None => reply_deadline + Duration::from_secs(15),
-            Some(_) => Duration::from_millis(src.parse("SCIMFLOW_REQUEST_TIMEOUT_MS", 0)?),
+            Some(_) => {
+                let ms: u64 = src.parse("SCIMFLOW_REQUEST_TIMEOUT_MS", 0)?;
+                if ms > MAX_DEADLINE_MS + 60_000 {
+                    return Err(ConfigError::Invalid {
+                        name: "SCIMFLOW_REQUEST_TIMEOUT_MS",
+                        value: ms.to_string(),
+                        reason: format!("must be at most {}", MAX_DEADLINE_MS + 60_000),
+                    });
+                }
+                Duration::from_millis(ms)
+            }
         };
         if request_timeout <= reply_deadline {
             return Err(ConfigError::Invalid {
@@ -867,6 +889,11 @@ mod tests {
                 &[("SCIMFLOW_HTTP_ADDR", "localhost")],
                 FILE,
                 "SCIMFLOW_HTTP_ADDR=\"localhost\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_REPLY_DEADLINE_MS", "18446744073709551615")],
+                FILE,
+                "SCIMFLOW_REPLY_DEADLINE_MS=\"18446744073709551615\" is invalid",
             ),
             (
                 &[("SCIMFLOW_TENANT_RATE", "0.5")],
