@@ -57,11 +57,42 @@ pub fn normalize_user(body: &Value) -> Result<UserInput, ScimError> {
         }
         _ => return Err(ScimError::invalid_value("userName is required")),
     }
+    let size = encoded_len(&doc);
+    if size > MAX_USER_BYTES {
+        return Err(ScimError::invalid_value(format!(
+            "the user would take {size} bytes stored, more than the {MAX_USER_BYTES} a user may hold"
+        )));
+    }
     Ok(UserInput {
         attrs: doc,
         active,
         roles,
     })
+}
+
+/// The most a stored User document may take, encoded. Every write renders
+/// the resource several times over (the answer, the change event, the
+/// dedup record), and a batch holds hundreds of writes: this keeps what
+/// one batch can hold in memory bounded whatever its commands touch. Real
+/// users take a few KiB.
+pub const MAX_USER_BYTES: usize = 64 * 1024;
+
+/// The length of `doc` as JSON, counted without building the text.
+fn encoded_len(doc: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail; a map of JSON values always encodes.
+    let _ = serde_json::to_writer(&mut count, doc);
+    count.0
 }
 
 /// Normalise a whole User document (core attributes plus extensions).
@@ -351,6 +382,27 @@ mod tests {
             let err = normalize_user(&body).unwrap_err();
             assert_eq!(err.status, 400, "{body}");
         }
+    }
+
+    /// A stored user is bounded in size, whatever route it takes: at the
+    /// bound it is accepted, one value past it refused with the sizes.
+    #[test]
+    fn a_user_is_bounded_in_size() {
+        let with_phones = |n: usize, len: usize| {
+            let phones: Vec<Value> = (0..n)
+                .map(|i| json!({"value": format!("{i:04}{}", "1".repeat(len))}))
+                .collect();
+            json!({"userName": "big@x.example", "phoneNumbers": phones})
+        };
+        let fits = normalize_user(&with_phones(30, 1000)).expect("about 31 KiB");
+        assert!(encoded_len(&fits.attrs) <= MAX_USER_BYTES);
+        let err = normalize_user(&with_phones(100, 2000)).expect_err("about 200 KiB");
+        assert_eq!(err.status, 400);
+        assert!(err.detail.contains("more than the 65536"), "{}", err.detail);
+        assert_eq!(
+            encoded_len(&fits.attrs),
+            serde_json::to_vec(&fits.attrs).expect("encodes").len()
+        );
     }
 
     /// The stored userName is the one uniqueness compares: surrounding
