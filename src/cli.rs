@@ -613,6 +613,14 @@ pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
                 "  auth_failures:      {} per {:?} per client address",
                 c.auth_failure_limit, c.auth_failure_window
             );
+            println!(
+                "  trusted_proxies:    {}",
+                if c.trusted_proxies.is_empty() {
+                    "none (every client is its TCP peer)".to_string()
+                } else {
+                    format!("{:?}", c.trusted_proxies)
+                }
+            );
             if let Ok(path) = std::env::var("SCIMFLOW_CONFIG") {
                 println!("  (environment over the file {path})");
             }

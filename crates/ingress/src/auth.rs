@@ -9,7 +9,8 @@
 //! address (`limits::AuthFailures`): past the limit the address gets 429
 //! with Retry-After, and its unknown tokens are not looked up, while a
 //! token the cache knows still works from it (many clients may share an
-//! address behind a proxy).
+//! address). Behind proxies named in `SCIMFLOW_TRUSTED_PROXIES`, the
+//! client is the one their `X-Forwarded-For` names.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -19,8 +20,10 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use uuid::Uuid;
 
+use scimflow_shared::config::IpRange;
 use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::token;
 use scimflow_shared::ScimError;
@@ -36,14 +39,49 @@ fn unauthorized() -> IngressError {
     ScimError::unauthorized("a valid bearer token for this SCIM endpoint is required").into()
 }
 
-/// The peer's address (none when served without connection info, as in
-/// router tests: all such requests count as one client).
-fn client_address(parts: &Parts) -> IpAddr {
-    parts
+/// The client a request's failed authentications count against: the
+/// peer (none when served without connection info, as in router tests:
+/// all such requests count as one client), or, when the peer is a trusted
+/// proxy, the client its `X-Forwarded-For` names.
+fn client_address(parts: &Parts, trusted: &[IpRange]) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<crate::lingering::ClientAddr>>()
         .map(|c| c.0 .0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    forwarded_client(peer, &parts.headers, trusted)
+}
+
+/// The last address in `X-Forwarded-For` (every instance of the header,
+/// in order) that is not a trusted proxy, if `peer` is one; else `peer`.
+/// Only what trusted proxies appended is believed: anything left of it
+/// is the client's own to write. An entry that is not an address ends
+/// the walk at the last address believed.
+fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpRange]) -> IpAddr {
+    let is_trusted = |a: IpAddr| trusted.iter().any(|r| r.contains(a));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(addr) => {
+                client = addr;
+                if !is_trusted(addr) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// A failed authentication: 401, or 429 once the address is over its limit.
@@ -61,7 +99,7 @@ impl FromRequestParts<AppState> for AuthedTenant {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let addr = client_address(parts);
+        let addr = client_address(parts, &state.config.trusted_proxies);
         let presented = parts
             .headers
             .get(AUTHORIZATION)
@@ -143,4 +181,38 @@ async fn lookup(
         None => state.tenants.fill_unknown(ticket, hash),
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimflow_shared::config::parse_ip_ranges;
+
+    #[test]
+    fn a_trusted_proxy_names_the_client_and_nobody_else_does() {
+        let trusted = parse_ip_ranges("10.0.0.0/8").expect("ranges");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        // (peer, X-Forwarded-For headers, the client counted)
+        let cases: &[(&str, &[&str], &str)] = &[
+            ("203.0.113.9", &["198.51.100.1"], "203.0.113.9"),
+            ("10.0.0.2", &[], "10.0.0.2"),
+            ("10.0.0.2", &["198.51.100.1"], "198.51.100.1"),
+            ("10.0.0.2", &["6.6.6.6, 198.51.100.1"], "198.51.100.1"),
+            ("10.0.0.2", &["198.51.100.1, 10.0.0.3"], "198.51.100.1"),
+            ("10.0.0.2", &["6.6.6.6", "198.51.100.1"], "198.51.100.1"),
+            ("10.0.0.2", &["198.51.100.1, garbage"], "10.0.0.2"),
+            ("10.0.0.2", &["10.0.0.4"], "10.0.0.4"),
+        ];
+        for (peer, xff, client) in cases {
+            let mut headers = HeaderMap::new();
+            for v in *xff {
+                headers.append("x-forwarded-for", v.parse().expect("header"));
+            }
+            assert_eq!(
+                forwarded_client(ip(peer), &headers, &trusted),
+                ip(client),
+                "{peer} {xff:?}"
+            );
+        }
+    }
 }

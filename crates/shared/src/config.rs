@@ -60,6 +60,7 @@ pub const SETTINGS: &[&str] = &[
     "SCIMFLOW_DB_STATEMENT_TIMEOUT_MS",
     "SCIMFLOW_AUTH_FAILURE_LIMIT",
     "SCIMFLOW_AUTH_FAILURE_WINDOW_SECS",
+    "SCIMFLOW_TRUSTED_PROXIES",
     "SCIMFLOW_TOPIC_REPLICATION",
     "SCIMFLOW_METRICS_TENANT_LABEL",
 ];
@@ -198,6 +199,72 @@ pub const MAX_DEADLINE_MS: u64 = 3_600_000;
 /// request would hold too much memory.
 pub const MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1_000_000..=16 * 1024 * 1024;
 
+/// An address or a CIDR range of addresses (`10.0.0.0/8`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    pub fn contains(&self, addr: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        match (self.network, addr) {
+            (V4(n), V4(a)) => prefix_matches(&n.octets(), &a.octets(), self.prefix),
+            (V6(n), V6(a)) => prefix_matches(&n.octets(), &a.octets(), self.prefix),
+            (V6(n), V4(a)) => {
+                prefix_matches(&n.octets(), &a.to_ipv6_mapped().octets(), self.prefix)
+            }
+            (V4(n), V6(a)) => a
+                .to_ipv4_mapped()
+                .is_some_and(|a| prefix_matches(&n.octets(), &a.octets(), self.prefix)),
+        }
+    }
+}
+
+/// The first `prefix` bits of `a` and `b` agree.
+fn prefix_matches(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let (whole, rest) = (usize::from(prefix / 8), prefix % 8);
+    if a.get(..whole) != b.get(..whole) {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    match (a.get(whole), b.get(whole)) {
+        (Some(x), Some(y)) => x & mask == y & mask,
+        _ => false,
+    }
+}
+
+/// `a.b.c.d[/n], x::y[/n], ...`: addresses and CIDR ranges.
+pub fn parse_ip_ranges(text: &str) -> Result<Vec<IpRange>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|item| {
+            let (addr, prefix) = match item.split_once('/') {
+                Some((a, p)) => (a, Some(p)),
+                None => (item, None),
+            };
+            let network: std::net::IpAddr = addr
+                .parse()
+                .map_err(|_| format!("{item:?} is not an address or a CIDR range"))?;
+            let max = if network.is_ipv4() { 32 } else { 128 };
+            let prefix = match prefix {
+                None => max,
+                Some(p) => p
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= max)
+                    .ok_or_else(|| format!("{item:?}: the prefix must be 0 to {max}"))?,
+            };
+            Ok(IpRange { network, prefix })
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `DATABASE_URL`: PostgreSQL.
@@ -281,6 +348,13 @@ pub struct Config {
     pub auth_failure_limit: u32,
     /// `SCIMFLOW_AUTH_FAILURE_WINDOW_SECS` (default 60): that window.
     pub auth_failure_window: Duration,
+    /// `SCIMFLOW_TRUSTED_PROXIES` (default none): addresses or CIDR ranges
+    /// of the proxies in front of the ingress, comma-separated. A request
+    /// from one of them is counted (failed authentications) against the
+    /// client its `X-Forwarded-For` names: the last address there that is
+    /// not itself a trusted proxy. Without it, every client behind a proxy
+    /// shares the proxy's address.
+    pub trusted_proxies: Vec<IpRange>,
     /// `SCIMFLOW_METRICS_TENANT_LABEL` (default false): label the ingress's
     /// request series with the tenant id. Off, the label is empty, so the
     /// series count does not grow with the number of tenants.
@@ -655,6 +729,14 @@ impl Config {
             db_statement_timeout: Duration::from_millis(statement_ms),
             auth_failure_limit,
             auth_failure_window: Duration::from_secs(auth_window_secs),
+            trusted_proxies: match src.var("SCIMFLOW_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(v) => parse_ip_ranges(&v).map_err(|reason| ConfigError::Invalid {
+                    name: "SCIMFLOW_TRUSTED_PROXIES",
+                    value: v.clone(),
+                    reason,
+                })?,
+            },
             metrics_tenant_label: src.parse("SCIMFLOW_METRICS_TENANT_LABEL", false)?,
         })
     }
@@ -857,6 +939,30 @@ mod tests {
         .expect("valid");
         assert_eq!(c.max_body_bytes(), 4_000_000 - ENVELOPE_RESERVE);
         assert_eq!(c.request_timeout, Duration::from_secs(12));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_ranges() {
+        let ranges = parse_ip_ranges("10.0.0.0/8, 192.168.1.7,fd00::/8 ,").expect("valid");
+        let cases = [
+            ("10.1.2.3", true),
+            ("11.0.0.1", false),
+            ("192.168.1.7", true),
+            ("192.168.1.8", false),
+            ("fd12::1", true),
+            ("fe80::1", false),
+            ("::ffff:10.9.9.9", true),
+        ];
+        for (addr, trusted) in cases {
+            let addr: std::net::IpAddr = addr.parse().expect("an address");
+            assert_eq!(ranges.iter().any(|r| r.contains(addr)), trusted, "{addr}");
+        }
+        let odd = parse_ip_ranges("172.16.0.0/12").expect("valid");
+        assert!(odd[0].contains("172.31.255.255".parse().expect("ip")));
+        assert!(!odd[0].contains("172.32.0.0".parse().expect("ip")));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
+            assert!(parse_ip_ranges(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
