@@ -375,7 +375,7 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
                 bail!("deleting a tenant purges all its data; pass --confirm to do it");
             }
             let purged = with_db(move |conn, config| {
-                let topics = scimflow_shared::bus::Topics::new(&config.topic_prefix);
+                let topics = scimflow_bus::Topics::new(&config.topic_prefix);
                 tenants::delete(
                     conn,
                     tenant,

@@ -582,8 +582,6 @@ async fn an_event_too_large_for_a_message_is_published_reduced_and_the_relay_goe
 /// freed is memory returned.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_waiting_write_holds_none_of_its_body() {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-
     let (mut stack, admin) = Stack::new("waiting_memory")
         .with_env("SCIMFLOW_REPLY_DEADLINE_MS", "120000")
         .with_env("MALLOC_MMAP_THRESHOLD_", "131072")
@@ -610,24 +608,16 @@ async fn a_waiting_write_holds_none_of_its_body() {
             })
         })
         .collect();
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka)
-        .set("broker.address.family", "v4")
-        .create()
-        .expect("a consumer");
+    let kafka = stack.kafka_settings();
     let topic = format!("{}.commands", stack.prefix());
     eventually(
         "every write to be published",
         Duration::from_secs(120),
         || {
-            let queued: i64 = (0..4)
-                .map(|p| {
-                    consumer
-                        .fetch_watermarks(&topic, p, Duration::from_secs(5))
-                        .map(|(low, high)| high - low)
-                        .unwrap_or(0)
-                })
-                .sum();
+            let queued: i64 =
+                scimflow_bus::tail::offsets(&kafka, &topic, None, Duration::from_secs(5))
+                    .map(|partitions| partitions.iter().map(|p| p.high - p.low).sum())
+                    .unwrap_or(0);
             async move { (queued >= n).then_some(()) }
         },
     )

@@ -221,8 +221,7 @@ async fn a_rename_earlier_in_a_batch_decides_the_creates_after_it() {
 /// partitions and be applied out of order (P2).
 #[tokio::test]
 async fn the_bulk_partitioner_agrees_with_the_producer() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    use scimflow_shared::bus;
+    use scimflow_bus as bus;
 
     let stack = Stack::new("bulk_partitioner");
     let topic = format!("{}.partitioner-check", stack.prefix());
@@ -234,18 +233,15 @@ async fn the_bulk_partitioner_agrees_with_the_producer() {
     )
     .await
     .expect("create the topic");
-    let producer: FutureProducer = bus::producer_config(&stack.kafka_settings(), 1_000_000)
-        .create()
-        .expect("a producer");
+    let producer = bus::Publisher::connect(&stack.kafka_settings(), 1_000_000).expect("a producer");
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..200 {
         let key = format!("{}/{}", uuid::Uuid::new_v4(), uuid::Uuid::now_v7());
-        let record = FutureRecord::to(&topic).key(&key).payload("x");
-        let partition = producer
-            .send(record, std::time::Duration::from_secs(60))
+        let message = bus::Outgoing::to(&topic, b"x").key(&key);
+        let (partition, _) = producer
+            .send(message, std::time::Duration::from_secs(60))
             .await
-            .expect("produce")
-            .partition;
+            .expect("produce");
         assert_eq!(partition, bus::partition_for(&key, partitions), "{key}");
         seen.insert(partition);
     }

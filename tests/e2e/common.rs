@@ -111,7 +111,10 @@ impl Stack {
             // Any free port: tests that scrape /metrics choose theirs.
             ("SCIMFLOW_ADMIN_ADDR".into(), "127.0.0.1:0".into()),
             ("SCIMFLOW_PROCESSOR_ADMIN_ADDR".into(), "127.0.0.1:0".into()),
-            ("RUST_LOG".into(), "info,rdkafka=warn".into()),
+            (
+                "RUST_LOG".into(),
+                format!("info,{}", scimflow_bus::CLIENT_LOG_DIRECTIVE),
+            ),
         ]
         .into_iter()
         .chain(
@@ -138,8 +141,8 @@ impl Stack {
 
     /// The Kafka settings the stack's processes get, for a test's own
     /// clients built through `bus`.
-    pub fn kafka_settings(&self) -> scimflow_shared::bus::KafkaSettings {
-        let mut kafka = scimflow_shared::bus::KafkaSettings::new(&self.kafka);
+    pub fn kafka_settings(&self) -> scimflow_bus::KafkaSettings {
+        let mut kafka = scimflow_bus::KafkaSettings::new(&self.kafka);
         kafka.topic_replication = 1;
         for (setting, value) in LOCAL_BROKER_SETTINGS {
             if let Some(name) = setting.strip_prefix("KAFKA_PROPERTY_") {
@@ -240,84 +243,21 @@ impl Stack {
 
     /// Every message on `topic` up to its current end, in partition order.
     pub fn read_topic(&self, topic: &str) -> Vec<TopicMessage> {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        use rdkafka::message::{Headers, Message};
-        use rdkafka::{Offset, TopicPartitionList};
-
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &self.kafka)
-            .set("group.id", "scimflow-tests")
-            .set("enable.auto.commit", "false")
-            .set("broker.address.family", "v4")
-            .create()
-            .expect("test consumer");
-        let timeout = Duration::from_secs(10);
-        let metadata = consumer
-            .fetch_metadata(Some(topic), timeout)
-            .expect("metadata");
-        let mut tpl = TopicPartitionList::new();
-        let mut ends = std::collections::HashMap::new();
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                let (low, high) = consumer
-                    .fetch_watermarks(topic, p.id(), timeout)
-                    .expect("watermarks");
-                if high > low {
-                    tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
-                        .expect("tpl");
-                    ends.insert(p.id(), high);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        if ends.is_empty() {
-            return out;
-        }
-        consumer.assign(&tpl).expect("assign");
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let mut read = std::collections::HashSet::new();
-        while !ends.is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out reading {topic}"
-            );
-            let Some(msg) = consumer.poll(Duration::from_millis(500)) else {
-                continue;
-            };
-            let msg = msg.expect("message");
-            let headers = msg
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x| {
-                            (
-                                x.key.to_string(),
-                                String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            // A broker may hand a batch back twice on a re-fetch; an offset
-            // is one message, however often it is read.
-            if !read.insert((msg.partition(), msg.offset())) {
-                continue;
-            }
-            out.push(TopicMessage {
-                partition: msg.partition(),
-                offset: msg.offset(),
-                key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                headers,
-            });
-            if ends
-                .get(&msg.partition())
-                .is_some_and(|h| msg.offset() + 1 >= *h)
-            {
-                ends.remove(&msg.partition());
-            }
-        }
-        out
+        scimflow_bus::tail::read_topic(&self.kafka_settings(), topic, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("reading {topic}: {e}"))
+            .into_iter()
+            .map(|m| TopicMessage {
+                partition: m.partition,
+                offset: m.offset,
+                key: m.key,
+                payload: m.payload,
+                headers: m
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Put raw bytes on a topic, as a misbehaving producer would.
@@ -328,22 +268,16 @@ impl Stack {
 
     /// Put messages on a topic, in order, through one producer.
     pub async fn produce_many(&self, topic: &str, messages: &[(String, Vec<u8>)]) {
-        use rdkafka::producer::{FutureProducer, FutureRecord};
-        let producer: FutureProducer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &self.kafka)
-            .set("broker.address.family", "v4")
-            .set("enable.idempotence", "true")
-            .create()
+        let producer = scimflow_bus::Publisher::connect(&self.kafka_settings(), 1_000_000)
             .expect("test producer");
-        let sends = messages.iter().map(|(key, payload)| {
-            producer.send(
-                FutureRecord::to(topic).key(key).payload(payload),
-                Duration::from_secs(60),
-            )
-        });
-        for sent in futures::future::join_all(sends).await {
-            sent.expect("produce");
-        }
+        let messages: Vec<scimflow_bus::Outgoing<'_>> = messages
+            .iter()
+            .map(|(key, payload)| scimflow_bus::Outgoing::to(topic, payload).key(key))
+            .collect();
+        producer
+            .publish_all(&messages, Duration::from_secs(60))
+            .await
+            .expect("produce");
     }
 
     /// SIGKILL a processor: no shutdown, no commit, nothing flushed.

@@ -149,7 +149,7 @@ async fn build_info_and_process_series_on_both_roles_and_no_tenant_label_by_defa
         let metrics = stack.metrics(port).await;
         let build = format!(
             "scimflow_build_info{{librdkafka=\"{}\",version=\"{}\"}}",
-            rdkafka::util::get_rdkafka_version().1,
+            scimflow_bus::stats::client_library_version(),
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(series(&metrics, &build), Some(1.0), "{build} in\n{metrics}");
@@ -229,8 +229,7 @@ async fn the_pipeline_runs_over_postgres_tls_with_a_verified_certificate() {
 /// pipeline writes and reads; a wrong one gets no metadata.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_authenticates_to_the_broker_with_sasl_scram() {
-    use rdkafka::producer::{BaseProducer, Producer};
-    use scimflow_shared::bus;
+    use scimflow_bus as bus;
 
     let sasl = std::env::var("SCIMFLOW_TEST_KAFKA_SASL").expect(
         "SCIMFLOW_TEST_KAFKA_SASL is not set: run the end-to-end tests through ./scripts/test",
@@ -242,19 +241,15 @@ async fn the_pipeline_authenticates_to_the_broker_with_sasl_scram() {
             .with_property("sasl.mechanisms", "SCRAM-SHA-512")
             .with_property("sasl.username", "scimflow")
             .with_property("sasl.password", password);
-        let producer: BaseProducer = bus::producer_config(&kafka, 1_000_000)
-            .create()
-            .expect("a producer");
-        producer
-            .client()
-            .fetch_metadata(None, Duration::from_secs(5))
-            .map(|_| ())
+        async move { bus::Publisher::authenticates(&kafka, Duration::from_secs(5)).await }
     };
     assert!(
-        metadata_with("not-the-password").is_err(),
+        metadata_with("not-the-password").await.is_err(),
         "a wrong password got metadata"
     );
-    metadata_with(password).expect("metadata with the right password");
+    metadata_with(password)
+        .await
+        .expect("metadata with the right password");
 
     let stack = Stack::new("sasl")
         .with_env("KAFKA_BROKERS", &sasl)

@@ -268,12 +268,12 @@ async fn p2_p4_replays_keep_their_order_and_a_failed_replay_names_its_letter() {
 #[test]
 fn p4_a_panic_behind_the_boundary_leaves_the_transaction_and_the_connection_sound() {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    use scimflow_bus::Topics;
     use scimflow_processor::apply::{apply, ApplyError, Context};
     use scimflow_processor::batch::{
         run_batch_with, BatchError, BatchSettings, Disposition, Inbound,
     };
     use scimflow_processor::policy::{Attempt, Failure, Mode};
-    use scimflow_shared::bus::Topics;
     use scimflow_shared::command::{CommandEnvelope, Outcome};
 
     let stack = Stack::new("boundary");

@@ -390,7 +390,6 @@ fn series_value(text: &str, series: &str) -> f64 {
 /// commands were applied out of partition order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noisy_tenants_backlog_does_not_hold_another_tenants_write() {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use scimflow_shared::command::{Command as Cmd, CommandEnvelope, ENVELOPE_VERSION};
 
     const BACKLOG: usize = 3000;
@@ -465,35 +464,25 @@ async fn a_noisy_tenants_backlog_does_not_hold_another_tenants_write() {
     .await;
 
     // Offsets: committed up to the end of every partition, no further.
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka)
-        .set("broker.address.family", "v4")
-        .set("group.id", format!("{}.processor", stack.prefix()))
-        .create()
-        .expect("offset reader");
-    let mut partitions = rdkafka::TopicPartitionList::new();
-    for p in 0..4 {
-        partitions.add_partition(&commands, p);
-    }
-    let ends: Vec<i64> = (0..4)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(&commands, p, Duration::from_secs(10))
-                .expect("watermarks")
-                .1
-        })
+    let kafka = stack.kafka_settings();
+    let group = format!("{}.processor", stack.prefix());
+    let timeout = Duration::from_secs(10);
+    let ends: Vec<i64> = scimflow_bus::tail::offsets(&kafka, &commands, None, timeout)
+        .expect("watermarks")
+        .iter()
+        .map(|p| p.high)
         .collect();
+    assert_eq!(ends.len(), 4, "the command topic's partitions");
     eventually(
         "offsets committed to the end",
         Duration::from_secs(60),
         || {
-            let committed = consumer
-                .committed_offsets(partitions.clone(), Duration::from_secs(10))
+            let committed = scimflow_bus::tail::offsets(&kafka, &commands, Some(&group), timeout)
                 .ok()
-                .map(|tpl| {
-                    tpl.elements()
+                .map(|partitions| {
+                    partitions
                         .iter()
-                        .map(|e| e.offset().to_raw().unwrap_or(-1))
+                        .map(|p| p.committed.unwrap_or(-1))
                         .collect::<Vec<i64>>()
                 });
             let done = committed.as_deref() == Some(ends.as_slice());
@@ -512,7 +501,10 @@ async fn a_request_id_follows_a_write_through_kafka_into_logs_and_events() {
         .with_env("SCIMFLOW_LOG_FORMAT", "json")
         .with_env(
             "RUST_LOG",
-            "info,rdkafka=warn,scimflow_ingress=debug,scimflow_processor=debug",
+            &format!(
+                "info,{},scimflow_ingress=debug,scimflow_processor=debug",
+                scimflow_bus::CLIENT_LOG_DIRECTIVE
+            ),
         )
         .started()
         .await;

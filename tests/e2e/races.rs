@@ -11,9 +11,9 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
+use scimflow_bus::Topics;
 use scimflow_processor::batch::{run_batch, BatchSettings, Disposition, Inbound};
 use scimflow_processor::policy::{Attempt, Mode};
-use scimflow_shared::bus::Topics;
 use scimflow_shared::command::{Command, CommandEnvelope, ENVELOPE_VERSION};
 use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::store::users::{self, UserRow};

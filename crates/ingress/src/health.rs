@@ -3,8 +3,7 @@
 //! background task (every `READINESS_INTERVAL`), so a probe costs neither
 //! a database connection nor a broker round trip.
 
-use rdkafka::producer::Producer as _;
-use scimflow_shared::bus::Producer;
+use scimflow_bus::Publisher;
 use scimflow_shared::metrics::{Readiness, ReadyState, READINESS_INTERVAL};
 use scimflow_shared::store::{self, PgPool};
 use tokio::sync::watch;
@@ -12,14 +11,14 @@ use tokio::sync::watch;
 /// Keep `readiness` current until `shutdown` turns true.
 pub fn follow(
     pool: PgPool,
-    producer: Producer,
+    publisher: Publisher,
     command_topic: String,
     readiness: Readiness,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
         loop {
-            readiness.set(check(&pool, &producer, &command_topic).await);
+            readiness.set(check(&pool, &publisher, &command_topic).await);
             let _ = tokio::time::timeout(READINESS_INTERVAL, shutdown.wait_for(|stop| *stop)).await;
             if *shutdown.borrow() {
                 readiness.set(ReadyState::not_ready("shutting down"));
@@ -29,8 +28,8 @@ pub fn follow(
     });
 }
 
-async fn check(pool: &PgPool, producer: &Producer, topic: &str) -> ReadyState {
-    match probe(pool, producer, topic).await {
+async fn check(pool: &PgPool, publisher: &Publisher, topic: &str) -> ReadyState {
+    match probe(pool, publisher, topic).await {
         Ok(()) => ReadyState::ready(serde_json::json!({"status": "ready"})),
         Err(reason) => ReadyState::not_ready(reason),
     }
@@ -42,7 +41,7 @@ const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// One check of what the ingress needs: a database connection that
 /// answers, and the broker's metadata for the command topic. Shared by
 /// this listener and the SCIM port's `/readyz` (`readiness`).
-pub async fn probe(pool: &PgPool, producer: &Producer, topic: &str) -> Result<(), &'static str> {
+pub async fn probe(pool: &PgPool, publisher: &Publisher, topic: &str) -> Result<(), &'static str> {
     let pool = pool.clone();
     let db = tokio::task::spawn_blocking(move || -> Result<(), store::StoreError> {
         let mut conn = pool.get_timeout(CHECK_TIMEOUT)?;
@@ -52,15 +51,7 @@ pub async fn probe(pool: &PgPool, producer: &Producer, topic: &str) -> Result<()
     if !matches!(db, Ok(Ok(()))) {
         return Err("the database is unreachable");
     }
-    let (producer, topic) = (producer.clone(), topic.to_string());
-    let broker = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(Some(&topic), CHECK_TIMEOUT)
-            .map(|_| ())
-    })
-    .await;
-    if !matches!(broker, Ok(Ok(()))) {
+    if !publisher.reachable(topic, CHECK_TIMEOUT).await {
         return Err("the broker is unreachable");
     }
     Ok(())

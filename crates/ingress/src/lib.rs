@@ -37,7 +37,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
 
-use scimflow_shared::bus::{self, Topics};
+use scimflow_bus::{self as bus, Publisher, ReplyStream, Topics};
 use scimflow_shared::config::Config;
 use scimflow_shared::store::{self, PgPool, PgPooled, StoreError};
 
@@ -46,7 +46,8 @@ pub use error::IngressError;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    pub producer: bus::Producer,
+    /// Commands go out through it (Kafka, or the in-memory bus in tests).
+    pub publisher: Publisher,
     pub topics: Arc<Topics>,
     pub replies: Arc<replies::ReplyRouter>,
     pub limiter: Arc<limits::TenantRateLimiter>,
@@ -152,22 +153,46 @@ async fn ready(
 
 /// How many partitions the command topic has (the broker's word, not the
 /// setting, which applies only when the topic is created).
-async fn command_partitions(producer: &bus::Producer, topic: &str) -> anyhow::Result<i32> {
+async fn command_partitions(publisher: &Publisher, topic: &str) -> anyhow::Result<i32> {
     bus::retry_at_startup("reading the command topic's partitions", || {
-        let (producer, topic) = (producer.clone(), topic.to_string());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                use rdkafka::producer::Producer;
-                let timeout = std::time::Duration::from_secs(10);
-                bus::partition_count(producer.client(), &topic, timeout)
-                    .context("reading the command topic's metadata")?
-                    .context("the command topic has no partitions yet")
-            })
-            .await
-            .context("the metadata task failed")?
-        }
+        publisher.partition_count(topic, std::time::Duration::from_secs(10))
     })
     .await
+    .context("reading the command topic's metadata")
+}
+
+impl AppState {
+    /// The state every request shares: `publisher` for commands, `replies`
+    /// for their outcomes (read until `replies_stop` turns true).
+    pub fn new(
+        config: Config,
+        pool: PgPool,
+        publisher: Publisher,
+        replies: ReplyStream,
+        command_partitions: i32,
+        replies_stop: watch::Receiver<bool>,
+    ) -> AppState {
+        AppState {
+            pool,
+            publisher,
+            topics: Arc::new(Topics::new(&config.topic_prefix)),
+            replies: replies::ReplyRouter::start(replies, replies_stop),
+            limiter: Arc::new(limits::TenantRateLimiter::new(
+                config.tenant_rate,
+                config.tenant_burst,
+            )),
+            auth_failures: Arc::new(limits::AuthFailures::new(
+                config.auth_failure_limit,
+                config.auth_failure_window,
+            )),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
+            readiness: Arc::default(),
+            tenants: Arc::default(),
+            db_slots: Arc::new(tokio::sync::Semaphore::new(config.db_pool_size as usize)),
+            command_partitions,
+            config: Arc::new(config),
+        }
+    }
 }
 
 /// Run a database read on the blocking pool.
@@ -218,37 +243,24 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     )
     .await
     .context("creating topics")?;
-    let producer: bus::Producer = bus::producer_config(&config.kafka, config.max_message_bytes)
-        .create_with_context(bus::ClientStats)
+    let publisher = Publisher::connect(&config.kafka, config.max_message_bytes)
         .context("creating the Kafka producer")?;
-    let command_partitions = command_partitions(&producer, &topics.commands()).await?;
+    let command_partitions = command_partitions(&publisher, &topics.commands()).await?;
     // The reply consumer outlives the HTTP server: requests still in flight
     // when shutdown starts get their outcomes.
     let (replies_stop, replies_stopped) = watch::channel(false);
-    let replies = replies::ReplyRouter::start(&config.kafka, &reply_topic, replies_stopped)
+    let replies = ReplyStream::open(&config.kafka, &reply_topic)
         .await
         .context("starting the reply consumer")?;
     let addr = config.http_addr;
-    let state = AppState {
+    let state = AppState::new(
+        config,
         pool,
-        producer,
-        topics: Arc::new(topics),
+        publisher,
         replies,
-        limiter: Arc::new(limits::TenantRateLimiter::new(
-            config.tenant_rate,
-            config.tenant_burst,
-        )),
-        auth_failures: Arc::new(limits::AuthFailures::new(
-            config.auth_failure_limit,
-            config.auth_failure_window,
-        )),
-        in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
-        readiness: Arc::default(),
-        tenants: Arc::default(),
-        db_slots: Arc::new(tokio::sync::Semaphore::new(config.db_pool_size as usize)),
         command_partitions,
-        config: Arc::new(config),
-    };
+        replies_stopped,
+    );
     state
         .tenants
         .follow_changes(state.config.database_url.clone(), shutdown.clone())
@@ -256,10 +268,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     // /metrics, /healthz and /readyz on their own listener, never on the
     // SCIM one.
     metrics::init();
+    bus::stats::observe_build_info();
     let readiness = scimflow_shared::metrics::Readiness::new();
     health::follow(
         state.pool.clone(),
-        state.producer.clone(),
+        state.publisher.clone(),
         state.topics.commands(),
         readiness.clone(),
         shutdown.clone(),

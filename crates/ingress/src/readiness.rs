@@ -52,7 +52,7 @@ pub async fn ready(app: &AppState) -> Result<&'static str, IngressError> {
 
 async fn check(app: &AppState) -> Verdict {
     READINESS_CHECKS.inc();
-    crate::health::probe(&app.pool, &app.producer, &app.topics.commands()).await
+    crate::health::probe(&app.pool, &app.publisher, &app.topics.commands()).await
 }
 
 #[cfg(test)]

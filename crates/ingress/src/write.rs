@@ -14,12 +14,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::FutureRecord;
 use serde_json::Value;
 use uuid::Uuid;
 
-use scimflow_shared::bus::{self, headers};
+use scimflow_bus::{self as bus, headers};
 use scimflow_shared::command::{
     Command, CommandBatch, CommandEnvelope, Outcome, ReplyShape, ENVELOPE_VERSION,
 };
@@ -204,14 +202,6 @@ async fn await_outcome(
     }
 }
 
-/// The headers of a command that wants an answer: this instance's reply
-/// topic, and nothing the envelope already carries (each header is a row
-/// the broker writes: tansu stores them one by one).
-fn reply_headers(app: &AppState) -> OwnedHeaders {
-    let reply_topic = app.topics.replies(&app.config.instance_id);
-    bus::make_headers(&[(headers::REPLY_TO, &reply_topic)])
-}
-
 /// Publish the commands of one /Bulk wave and wait for their outcomes, in
 /// the order given. Commands whose keys land in the same partition go out
 /// together as `CommandBatch` messages (the broker's cost is per message);
@@ -272,19 +262,21 @@ pub async fn execute_all(
             let indices: Vec<usize> = chunk.iter().map(|(i, _, _)| *i).collect();
             let payload =
                 CommandBatch::encode(chunk.iter().map(|(_, k, p)| (k.as_str(), p.as_slice())));
-            let topic = &topic;
+            let (topic, reply_topic) = (&topic, &reply_topic);
             sends.push(async move {
                 let sent = match payload {
                     Ok(payload) => {
-                        let record = FutureRecord::<(), _>::to(topic)
-                            .partition(*partition)
-                            .payload(&payload)
-                            .headers(reply_headers(app));
                         let remaining =
                             deadline.saturating_duration_since(tokio::time::Instant::now());
-                        app.producer.send(record, remaining).await.map(|_| ()).map_err(|(e, _)| {
-                            tracing::warn!(error = %e, partition, "publishing a command batch failed");
-                        })
+                        // The reply topic is the one header: everything else
+                        // is in the envelopes (each header is a row the
+                        // broker writes: tansu stores them one by one).
+                        app.publisher
+                            .publish_command_batch(topic, *partition, &payload, reply_topic, remaining)
+                            .await
+                            .map_err(|e| {
+                                tracing::warn!(error = %e, partition, "publishing a command batch failed");
+                            })
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "encoding a command batch failed");
@@ -426,12 +418,13 @@ async fn publish(
         return Err(too_large(size, app.config.max_message_bytes).into());
     }
     let topic = app.topics.commands();
-    let mut record = FutureRecord::to(&topic).key(&key).payload(&payload);
-    if wants_reply {
-        record = record.headers(bus::make_headers(header_pairs));
-    }
+    let reply_to = wants_reply.then_some(reply_topic.as_str());
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    if let Err((e, _)) = app.producer.send(record, remaining).await {
+    let sent = app
+        .publisher
+        .publish_command(&topic, &key, &payload, reply_to, remaining)
+        .await;
+    if let Err(e) = sent {
         tracing::warn!(error = %e, %command_id, "publishing a command failed");
         return Err(IngressError::Unavailable("the command could not be queued"));
     }

@@ -27,7 +27,7 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::{Connection, PgConnection};
 use uuid::Uuid;
 
-use scimflow_shared::bus::{headers, Topics};
+use scimflow_bus::{headers, Topics};
 use scimflow_shared::command::{Command, CommandEnvelope, Outcome};
 use scimflow_shared::store::commands::{
     enqueue_message, find_outcomes, record_dead_letter, NewDeadLetter, PendingWrites,
@@ -43,14 +43,7 @@ use crate::apply::{apply, ApplyError, BatchCreates, Context};
 use crate::policy::{decide, Attempt, Decision, Failure, HoldState, Mode};
 
 /// A command as it came off the topic.
-#[derive(Debug, Clone)]
-pub struct Inbound {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<String>,
-    pub payload: Vec<u8>,
-}
+pub use scimflow_bus::Inbound;
 
 /// What became of one command.
 #[derive(Debug, Clone)]

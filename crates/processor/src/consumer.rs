@@ -1,7 +1,7 @@
 //! The consumer loop, as small stages over one batch at a time:
 //!
 //! 1. **receive**: messages off the command topic, split into commands
-//!    (`commands_of`), into the read-ahead window, bounded by count and
+//!    (`scimflow_bus::Received`), into the read-ahead window, bounded by count and
 //!    bytes (`Pipeline::fill`);
 //! 2. **window**: the next batch, shared fairly between tenants (`fair`);
 //! 3. **apply**: one transaction, retried, isolated or dead-lettered as
@@ -14,25 +14,18 @@
 //! policy's decision, not the loop's.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
-use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureRecord;
-use rdkafka::{Offset, TopicPartitionList};
+use scimflow_bus::{self as bus, CommandSource, IdleWatchdog, Paused, Publisher, Topics};
 use tokio::sync::watch;
 
-use scimflow_shared::bus::{self, headers, Topics};
-use scimflow_shared::command::{CommandBatch, Outcome, ReplyBatch, ReplyShape};
+use scimflow_shared::command::{Outcome, ReplyBatch, ReplyShape};
 use scimflow_shared::config::Config;
 use scimflow_shared::store::{self, PgPool, StoreError};
 use scimflow_shared::ScimError;
@@ -71,34 +64,27 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     .await
     .context("creating topics")?;
 
-    let group = GroupContext::default();
-    let revoked = group.revoked.clone();
-    let assignment = group.assignment.clone();
-    let consumer: StreamConsumer<GroupContext> =
-        bus::group_consumer_config(&config.kafka, &config.consumer_group)
-            .create_with_context(group)
-            .context("creating the Kafka consumer")?;
-    consumer
-        .subscribe(&[&topics.commands()])
-        .context("subscribing to the command topic")?;
-    let producer: bus::Producer = bus::producer_config(&config.kafka, config.max_message_bytes)
-        .create_with_context(bus::ClientStats)
+    let source =
+        CommandSource::subscribe(&config.kafka, &config.consumer_group, &topics.commands())
+            .context("joining the consumer group on the command topic")?;
+    let publisher = Publisher::connect(&config.kafka, config.max_message_bytes)
         .context("creating the Kafka producer")?;
 
     let relay = tokio::spawn(relay::run(
         config.database_url.clone(),
         config.kafka.clone(),
-        producer.clone(),
+        publisher.clone(),
         config.max_message_bytes,
         shutdown.clone(),
     ));
     tracing::info!(group = %config.consumer_group, topic = %topics.commands(), "processor started");
 
     metrics::init();
+    bus::stats::observe_build_info();
     let readiness = scimflow_shared::metrics::Readiness::new();
     health::follow(
         pool.clone(),
-        assignment,
+        source.membership(),
         readiness.clone(),
         shutdown.clone(),
     );
@@ -112,14 +98,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     .with_context(|| format!("binding the admin listener {}", config.processor_admin_addr))?;
 
     let mut pipeline = Pipeline {
-        consumer,
-        producer,
-        pool,
-        topics: Arc::new(topics),
         inbox: Inbox {
             window: Window::default(),
-            revoked,
+            membership: source.membership(),
         },
+        source,
+        publisher,
+        pool,
+        topics: Arc::new(topics),
         batch_max: config.batch_max,
         batch_linger: config.batch_linger,
         window_max: config.batch_max.saturating_mul(WINDOW_BATCHES),
@@ -137,9 +123,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         if pipeline.inbox.window.is_empty() {
             let first = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
-                m = pipeline.consumer.recv() => m,
+                m = pipeline.source.recv() => m,
                 _ = watchdog_tick.tick() => {
-                    watchdog.check(&pipeline.consumer, &pipeline.topics.commands());
+                    pipeline.source.rejoin_if_abandoned(&mut watchdog);
                     // Idle: refresh the gauges, or they keep the last busy
                     // moment's lag and backlog.
                     pipeline.observe_lag().await;
@@ -147,7 +133,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
                 }
             };
             match first {
-                Ok(m) => pipeline.inbox.receive(&m),
+                Ok(m) => pipeline.inbox.receive(m),
                 Err(e) => {
                     tracing::warn!(error = %e, "kafka receive error");
                     continue;
@@ -173,21 +159,16 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             .count();
         metrics::DEAD_LETTERS.inc_by(dead as u64);
         let reply_to: Vec<Option<String>> = batch.iter().map(|r| r.reply_to.clone()).collect();
-        reply(&pipeline.producer, &reply_to, &dispositions);
+        reply(&pipeline.publisher, &reply_to, &dispositions);
         pipeline.inbox.forget_revoked();
-        commit(
-            &pipeline.consumer,
-            &pipeline.topics.commands(),
-            &inbound,
-            &pipeline.inbox.window,
-        );
+        commit(&pipeline.source, &inbound, &pipeline.inbox.window);
         if last_gauges.elapsed() >= GAUGE_INTERVAL {
             last_gauges = std::time::Instant::now();
             pipeline.observe_lag().await;
         }
     }
     tracing::info!("processor stopping: leaving the consumer group");
-    pipeline.consumer.unsubscribe();
+    pipeline.source.leave();
     let _ = relay.await;
     Ok(())
 }
@@ -195,8 +176,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
 /// What the stages share: the clients, and the window of commands read
 /// ahead.
 struct Pipeline {
-    consumer: StreamConsumer<GroupContext>,
-    producer: bus::Producer,
+    source: CommandSource,
+    publisher: Publisher,
     pool: PgPool,
     topics: Arc<Topics>,
     inbox: Inbox,
@@ -222,8 +203,8 @@ impl Pipeline {
             } else {
                 linger_until
             };
-            match tokio::time::timeout_at(until, self.consumer.recv()).await {
-                Ok(Ok(m)) => self.inbox.receive(&m),
+            match tokio::time::timeout_at(until, self.source.recv()).await {
+                Ok(Ok(m)) => self.inbox.receive(m),
                 Ok(Err(e)) => tracing::warn!(error = %e, "kafka receive error"),
                 Err(_) => break,
             }
@@ -271,7 +252,7 @@ impl Pipeline {
             let e = match self.attempt(batch, attempt).await {
                 Ok(dispositions) => {
                     metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
-                    waits.resume(&self.consumer);
+                    waits.resume(&self.source);
                     return Some(dispositions);
                 }
                 Err(e) => e,
@@ -290,7 +271,7 @@ impl Pipeline {
                 }
                 Decision::Isolate => {
                     let done = self.one_by_one(batch, &mut waits, shutdown).await;
-                    waits.resume(&self.consumer);
+                    waits.resume(&self.source);
                     return done;
                 }
                 _ => {
@@ -299,7 +280,7 @@ impl Pipeline {
                     }
                 }
             }
-            if waits.wait(&self.consumer, &mut self.inbox, shutdown).await {
+            if waits.wait(&self.source, &mut self.inbox, shutdown).await {
                 return None;
             }
         }
@@ -341,7 +322,7 @@ impl Pipeline {
                 if failure != Failure::Outage {
                     attempt.failed += 1;
                 }
-                if waits.wait(&self.consumer, &mut self.inbox, shutdown).await {
+                if waits.wait(&self.source, &mut self.inbox, shutdown).await {
                     return None;
                 }
             }
@@ -379,7 +360,7 @@ impl Pipeline {
                 }
                 Err(e) => tracing::error!(error = %e, "recording a dead letter failed; retrying"),
             }
-            if waits.wait(&self.consumer, &mut self.inbox, shutdown).await {
+            if waits.wait(&self.source, &mut self.inbox, shutdown).await {
                 return None;
             }
         }
@@ -417,7 +398,7 @@ impl Pipeline {
     /// Commands read ahead into the window count as lag: they are not
     /// applied.
     async fn observe_lag(&self) {
-        observe_lag(&self.consumer, &self.pool, &self.inbox.window).await
+        observe_lag(&self.source, &self.pool, &self.inbox.window).await
     }
 }
 
@@ -427,7 +408,7 @@ impl Pipeline {
 /// fetched is kept in the window.
 struct Waits {
     backoff: ExponentialBackoff,
-    paused: Option<TopicPartitionList>,
+    paused: Option<Paused>,
 }
 
 impl Waits {
@@ -446,16 +427,14 @@ impl Waits {
     /// Wait out the next back-off; true when asked to shut down.
     async fn wait(
         &mut self,
-        consumer: &StreamConsumer<GroupContext>,
+        source: &CommandSource,
         inbox: &mut Inbox,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         if self.paused.is_none() {
-            if let Ok(assignment) = consumer.assignment() {
-                if let Err(e) = consumer.pause(&assignment) {
-                    tracing::warn!(error = %e, "could not pause partitions");
-                }
-                self.paused = Some(assignment);
+            match source.pause() {
+                Ok(paused) => self.paused = Some(paused),
+                Err(e) => tracing::warn!(error = %e, "could not pause partitions"),
             }
         }
         let wait = self
@@ -467,88 +446,18 @@ impl Waits {
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return true,
                 _ = tokio::time::sleep_until(until) => return false,
-                m = consumer.recv() => match m {
-                    Ok(m) => inbox.receive(&m),
+                m = source.recv() => match m {
+                    Ok(m) => inbox.receive(m),
                     Err(e) => tracing::warn!(error = %e, "kafka receive error while retrying"),
                 },
             }
         }
     }
 
-    fn resume(&mut self, consumer: &StreamConsumer<GroupContext>) {
-        if let Some(assignment) = self.paused.take() {
-            if let Err(e) = consumer.resume(&assignment) {
+    fn resume(&mut self, source: &CommandSource) {
+        if let Some(paused) = self.paused.take() {
+            if let Err(e) = source.resume(paused) {
                 tracing::warn!(error = %e, "could not resume partitions");
-            }
-        }
-    }
-}
-
-/// Rejoins the group when this member has no partitions while commands
-/// wait on partitions whose committed offsets have not moved for a while:
-/// work nobody is doing. Real Kafka reassigns a dead member's partitions by
-/// itself; tansu 0.6 can leave a member that joined while a crashed leader
-/// was still within its session timeout with an empty assignment for good
-/// (ARCHITECTURE.md). A member with no partitions and no stuck work never
-/// rejoins, so idle spare processors cause no rebalances.
-#[derive(Default)]
-struct IdleWatchdog {
-    stuck: HashMap<i32, (i64, std::time::Instant)>,
-}
-
-impl IdleWatchdog {
-    const INTERVAL: Duration = Duration::from_secs(5);
-    /// Twice the session timeout: longer than any healthy rebalance.
-    const PATIENCE: Duration = Duration::from_secs(20);
-
-    fn check(&mut self, consumer: &StreamConsumer<GroupContext>, topic: &str) {
-        let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
-        if assigned > 0 {
-            self.stuck.clear();
-            return;
-        }
-        let timeout = Duration::from_millis(500);
-        let Ok(metadata) = consumer.fetch_metadata(Some(topic), timeout) else {
-            return;
-        };
-        let mut tpl = TopicPartitionList::new();
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                tpl.add_partition(topic, p.id());
-            }
-        }
-        let Ok(committed) = consumer.committed_offsets(tpl, timeout) else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        let mut abandoned = false;
-        for e in committed.elements() {
-            let Ok((low, high)) = consumer.fetch_watermarks(topic, e.partition(), timeout) else {
-                continue;
-            };
-            let at = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => low,
-            };
-            if at >= high {
-                self.stuck.remove(&e.partition());
-                continue;
-            }
-            let since = self.stuck.entry(e.partition()).or_insert((at, now));
-            if since.0 != at {
-                *since = (at, now);
-            } else if now.duration_since(since.1) > Self::PATIENCE {
-                abandoned = true;
-            }
-        }
-        if abandoned {
-            tracing::warn!(
-                "commands wait on partitions nobody consumes; rejoining the consumer group"
-            );
-            self.stuck.clear();
-            consumer.unsubscribe();
-            if let Err(e) = consumer.subscribe(&[topic]) {
-                tracing::error!(error = %e, "could not rejoin the consumer group");
             }
         }
     }
@@ -560,26 +469,11 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Command topic lag per assigned partition, and the outbox backlog.
 /// Commands read ahead into the window count as lag: they are not applied.
-async fn observe_lag(
-    consumer: &StreamConsumer<GroupContext>,
-    pool: &PgPool,
-    window: &Window<Received>,
-) {
-    if let Ok(positions) = consumer.position() {
-        for e in positions.elements() {
-            let applied_up_to = window
-                .commit_offset(e.partition())
-                .map(Offset::Offset)
-                .unwrap_or(e.offset());
-            if let (Offset::Offset(pos), Ok((_, high))) = (
-                applied_up_to,
-                consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500)),
-            ) {
-                metrics::LAG
-                    .with_label_values(&[&e.partition().to_string()])
-                    .set((high - pos).max(0));
-            }
-        }
+async fn observe_lag(source: &CommandSource, pool: &PgPool, window: &Window<Received>) {
+    for (partition, lag) in source.lag(|p| window.commit_offset(p)) {
+        metrics::LAG
+            .with_label_values(&[&partition.to_string()])
+            .set(lag);
     }
     let pool = pool.clone();
     if let Ok(Ok(n)) =
@@ -604,17 +498,17 @@ struct Received {
 /// lost since they were received.
 struct Inbox {
     window: Window<Received>,
-    revoked: Arc<Mutex<BTreeSet<i32>>>,
+    membership: bus::Membership,
 }
 
 impl Inbox {
     /// Rebalances run inside `recv`, so anything revoked is forgotten before
     /// the message that `recv` returned (possibly a redelivery from the
     /// committed offset of a partition just assigned again) is added.
-    fn receive(&mut self, m: &BorrowedMessage<'_>) {
+    fn receive(&mut self, m: bus::Received) {
         self.forget_revoked();
-        let reply_to = bus::header(m.headers(), headers::REPLY_TO);
-        for inbound in commands_of(m) {
+        let reply_to = m.reply_to;
+        for inbound in m.commands {
             let at = Position {
                 partition: inbound.partition,
                 offset: inbound.offset,
@@ -627,93 +521,16 @@ impl Inbox {
     }
 
     fn forget_revoked(&mut self) {
-        let revoked: Vec<i32> = match self.revoked.lock() {
-            Ok(mut set) => std::mem::take(&mut *set).into_iter().collect(),
-            Err(_) => return,
-        };
+        let revoked = self.membership.take_revoked();
         if !revoked.is_empty() {
             self.window.revoke(&revoked);
         }
     }
 }
 
-/// Logs partition assignments (which processor owns which partitions is
-/// the first thing to know when commands are not being applied) and
-/// records revocations for the `Inbox`.
-#[derive(Default)]
-struct GroupContext {
-    revoked: Arc<Mutex<BTreeSet<i32>>>,
-    /// For `/readyz` (`health`).
-    assignment: health::Assignment,
-}
-
-impl ClientContext for GroupContext {
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        scimflow_shared::metrics::observe_kafka_statistics(&statistics);
-    }
-}
-
-impl ConsumerContext for GroupContext {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let list = |tpl: &TopicPartitionList| {
-            tpl.elements()
-                .iter()
-                .map(|e| e.partition().to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                self.assignment
-                    .assigned(tpl.elements().iter().map(|e| e.partition()));
-                tracing::info!(partitions = %list(tpl), "partitions assigned")
-            }
-            Rebalance::Revoke(tpl) => {
-                if let Ok(mut revoked) = self.revoked.lock() {
-                    revoked.extend(tpl.elements().iter().map(|e| e.partition()));
-                }
-                self.assignment
-                    .revoked(tpl.elements().iter().map(|e| e.partition()));
-                tracing::info!(partitions = %list(tpl), "partitions revoked")
-            }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
-}
-
-/// The commands of a message: one, or those of a `CommandBatch`, each with
-/// its own key and sharing the message's offset. A batch that does not
-/// split is kept whole, to be dead-lettered as undecodable.
-fn commands_of(m: &BorrowedMessage<'_>) -> Vec<Inbound> {
-    let payload = m.payload().unwrap_or_default();
-    let inbound = |key: Option<String>, payload: Vec<u8>| Inbound {
-        topic: m.topic().to_string(),
-        partition: m.partition(),
-        offset: m.offset(),
-        key,
-        payload,
-    };
-    if CommandBatch::is_batch(payload) {
-        match CommandBatch::split(payload) {
-            Ok(commands) if !commands.is_empty() => {
-                return commands
-                    .into_iter()
-                    .map(|(key, envelope)| inbound(Some(key), envelope))
-                    .collect();
-            }
-            Ok(_) => tracing::warn!(offset = m.offset(), "an empty command batch"),
-            Err(e) => {
-                tracing::warn!(error = %e, offset = m.offset(), "an undecodable command batch")
-            }
-        }
-    }
-    let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-    vec![inbound(key, payload.to_vec())]
-}
-
 /// Reply: one message per reply topic for the whole batch
 /// (`ReplyBatch`), outcomes in command order, each small enough to go.
-fn reply(producer: &bus::Producer, reply_to: &[Option<String>], dispositions: &[Disposition]) {
+fn reply(publisher: &Publisher, reply_to: &[Option<String>], dispositions: &[Disposition]) {
     let mut by_topic: BTreeMap<&str, Vec<Cow<'_, Outcome>>> = BTreeMap::new();
     for (topic, disposition) in reply_to.iter().zip(dispositions) {
         let Some(topic) = topic else { continue };
@@ -745,13 +562,9 @@ fn reply(producer: &bus::Producer, reply_to: &[Option<String>], dispositions: &[
                 }
             };
         for payload in messages {
-            // A reply topic has one partition, which its ingress reads.
-            let record = FutureRecord::<(), _>::to(topic)
-                .partition(0)
-                .payload(&payload);
             // A lost reply costs the IdP a 503 and a retry, never data: the
             // outcomes are already committed.
-            if let Err((e, _)) = producer.send_result(record) {
+            if let Err(e) = publisher.publish_replies(topic, &payload) {
                 tracing::warn!(error = %e, "could not enqueue a reply");
             }
         }
@@ -786,29 +599,16 @@ fn fit_for_reply(outcome: Cow<'_, Outcome>, max_bytes: usize) -> Cow<'_, Outcome
 /// Commit, for every partition in the batch, the offset below which
 /// everything is applied (`Window::commit_offset`). Called only after the
 /// batch's transaction committed.
-fn commit(
-    consumer: &StreamConsumer<GroupContext>,
-    topic: &str,
-    batch: &[Inbound],
-    window: &Window<Received>,
-) {
+fn commit(source: &CommandSource, batch: &[Inbound], window: &Window<Received>) {
     let partitions: BTreeSet<i32> = batch.iter().map(|m| m.partition).collect();
-    let mut tpl = TopicPartitionList::new();
-    for partition in partitions {
-        // None: revoked meanwhile; its new owner commits it.
-        let Some(offset) = window.commit_offset(partition) else {
-            continue;
-        };
-        if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {
-            tracing::warn!(error = %e, "bad offset");
-        }
-    }
-    if tpl.count() == 0 {
-        return;
-    }
+    // None: revoked meanwhile; its new owner commits it.
+    let offsets: Vec<(i32, i64)> = partitions
+        .into_iter()
+        .filter_map(|p| window.commit_offset(p).map(|o| (p, o)))
+        .collect();
     // If this commit is lost (a rebalance, a crash), the commands are
     // delivered again and answered from their dedup records (P3).
-    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+    if let Err(e) = source.commit(&offsets) {
         tracing::warn!(error = %e, "offset commit failed; the batch will be redelivered and deduplicated");
     }
 }

@@ -2,49 +2,22 @@
 //! answers and the group gave this member partitions. Idle (also 200): the
 //! group has more members than the command topic has partitions, so this
 //! member is a standby by design. Otherwise not ready, with the reason.
-//! The assignment comes from the rebalance callback (`Assignment`); the
+//! The assignment comes from the rebalance callback (`scimflow_bus::Membership`); the
 //! rest is checked by a background task every `READINESS_INTERVAL`, so a
 //! probe costs nothing.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+
+use scimflow_bus::Membership;
 
 use scimflow_shared::metrics::{Readiness, ReadyState, READINESS_INTERVAL};
 use scimflow_shared::store::{self, PgPool};
 use serde_json::json;
 use tokio::sync::watch;
 
-/// This member's partitions of the command topic, as the last rebalance
-/// left them; `None` until the first assignment.
-#[derive(Debug, Default, Clone)]
-pub struct Assignment(Arc<Mutex<Option<BTreeSet<i32>>>>);
-
-impl Assignment {
-    /// The eager protocol hands a member its whole assignment at once.
-    pub fn assigned(&self, partitions: impl IntoIterator<Item = i32>) {
-        if let Ok(mut a) = self.0.lock() {
-            *a = Some(partitions.into_iter().collect());
-        }
-    }
-
-    pub fn revoked(&self, partitions: impl IntoIterator<Item = i32>) {
-        if let Ok(mut a) = self.0.lock() {
-            if let Some(set) = a.as_mut() {
-                for p in partitions {
-                    set.remove(&p);
-                }
-            }
-        }
-    }
-
-    fn get(&self) -> Option<BTreeSet<i32>> {
-        self.0.lock().ok().and_then(|a| a.clone())
-    }
-}
-
 /// What `/readyz` answers, from what was last observed. An empty
 /// assignment after a rebalance means the group has more members than the
-/// topic has partitions: the assignors librdkafka offers (range,
+/// topic has partitions: the assignors the Kafka client offers (range,
 /// roundrobin) give every member a partition while there are enough. (The
 /// group is not described to find out: that needs another request kind, and
 /// tansu 0.6 drops the connection on it.)
@@ -65,7 +38,7 @@ pub fn ready_state(database: Result<(), String>, assignment: Option<&BTreeSet<i3
 /// Keep `readiness` current until `shutdown` turns true.
 pub fn follow(
     pool: PgPool,
-    assignment: Assignment,
+    membership: Membership,
     readiness: Readiness,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -78,7 +51,7 @@ pub fn follow(
             })
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
-            readiness.set(ready_state(database, assignment.get().as_ref()));
+            readiness.set(ready_state(database, membership.assignment().as_ref()));
             let _ = tokio::time::timeout(READINESS_INTERVAL, shutdown.wait_for(|stop| *stop)).await;
             if *shutdown.borrow() {
                 readiness.set(ReadyState::not_ready("shutting down"));
@@ -138,18 +111,5 @@ mod tests {
                 "{s:?} lacks {fragment}"
             );
         }
-    }
-
-    #[test]
-    fn revocation_removes_partitions_and_a_new_assignment_replaces_them() {
-        let a = Assignment::default();
-        assert_eq!(a.get(), None);
-        a.assigned([0, 1, 2]);
-        a.revoked([1]);
-        assert_eq!(a.get(), Some(BTreeSet::from([0, 2])));
-        a.revoked([0, 2]);
-        assert_eq!(a.get(), Some(BTreeSet::new()));
-        a.assigned([3]);
-        assert_eq!(a.get(), Some(BTreeSet::from([3])));
     }
 }

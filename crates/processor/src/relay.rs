@@ -1,5 +1,5 @@
 //! The outbox relay: publishes committed change events, dead letters and
-//! replays in the order they were written, then marks them published.
+//! replays in the order they were written, then deletes them.
 //!
 //! One relay publishes at a time across all processors (a PostgreSQL
 //! session advisory lock), which keeps per-key order. Publishing a batch
@@ -26,19 +26,15 @@
 //! (a dead letter's payload stays in `dead_letters`).
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use chrono::Utc;
 use diesel::{Connection, PgConnection};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
-use rdkafka::{Offset, TopicPartitionList};
+use scimflow_bus::tail::{read_tails, Depth};
+use scimflow_bus::{self as bus, BusError, KafkaSettings, Publisher};
 use tokio::sync::watch;
 
-use scimflow_shared::bus;
-use scimflow_shared::bus::KafkaSettings;
 use scimflow_shared::store::commands::{
     delete_published, last_attempt, record_attempt, try_relay_lock, unpublished,
     unpublished_between, OutboxRow,
@@ -51,12 +47,10 @@ use crate::pause_unless_shutdown;
 enum RelayError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("publishing from the outbox failed: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("the broker: {0}")]
+    Bus(#[from] BusError),
     #[error("relay task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-    #[error("could not read the ends of the topics to recover")]
-    Recovery,
 }
 
 /// Rows per publish; also how far back from a partition's end recovery
@@ -72,7 +66,7 @@ fn in_flight_horizon() -> chrono::Duration {
 pub async fn run(
     database_url: String,
     kafka: KafkaSettings,
-    producer: bus::Producer,
+    publisher: Publisher,
     max_message_bytes: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -80,7 +74,7 @@ pub async fn run(
         let leading = lead(
             &database_url,
             &kafka,
-            &producer,
+            &publisher,
             max_message_bytes,
             &mut shutdown,
         );
@@ -115,7 +109,7 @@ async fn on<T: Send + 'static>(
 async fn lead(
     database_url: &str,
     kafka: &KafkaSettings,
-    producer: &bus::Producer,
+    publisher: &Publisher,
     max_message_bytes: usize,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
@@ -145,7 +139,7 @@ async fn lead(
             continue;
         };
         on(&mut conn, move |c| Ok(record_attempt(c, first, last)?)).await?;
-        publish(producer, &rows, max_message_bytes).await?;
+        publish(publisher, &rows, max_message_bytes).await?;
         on(&mut conn, move |c| Ok(delete_published(c, &ids)?)).await?;
     }
 }
@@ -154,7 +148,7 @@ async fn lead(
 /// are enqueued in id order on an idempotent producer, so per-key order
 /// holds.
 async fn publish(
-    producer: &bus::Producer,
+    publisher: &Publisher,
     rows: &[OutboxRow],
     max_message_bytes: usize,
 ) -> Result<(), RelayError> {
@@ -165,26 +159,16 @@ async fn publish(
         .zip(&ids)
         .map(|(row, id)| Outgoing::of(row, id, max_message_bytes))
         .collect();
-    let mut pending = Vec::with_capacity(rows.len());
-    for Outgoing {
-        row,
-        headers,
-        payload,
-    } in &messages
-    {
-        let record = FutureRecord::to(&row.topic)
-            .key(&row.message_key)
-            .payload(payload.as_ref())
-            .headers(bus::make_headers(headers));
-        pending.push(producer.send(
-            record,
-            Duration::from_millis(u64::from(bus::MESSAGE_TIMEOUT_MS)),
-        ));
-    }
-    for delivery in futures::future::join_all(pending).await {
-        delivery.map_err(|(e, _)| RelayError::Kafka(e))?;
-    }
-    Ok(())
+    let messages: Vec<bus::Outgoing<'_>> = messages
+        .iter()
+        .map(|m| {
+            bus::Outgoing::to(&m.row.topic, &m.payload)
+                .key(&m.row.message_key)
+                .headers(&m.headers)
+        })
+        .collect();
+    let timeout = Duration::from_millis(u64::from(bus::MESSAGE_TIMEOUT_MS));
+    Ok(publisher.publish_all(&messages, timeout).await?)
 }
 
 /// One outbox row as it is published.
@@ -291,53 +275,25 @@ fn scan_tails(
     topics: &BTreeSet<&str>,
     wanted: &HashSet<i64>,
 ) -> Result<HashSet<i64>, RelayError> {
-    let consumer: BaseConsumer =
-        bus::standalone_consumer_config(kafka, Duration::from_millis(20)).create()?;
-    let timeout = Duration::from_secs(10);
-    let mut tpl = TopicPartitionList::new();
-    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
-                if high > low {
-                    tpl.add_partition_offset(
-                        topic,
-                        p.id(),
-                        Offset::Offset((high - BATCH).max(low)),
-                    )?;
-                    ends.insert((topic.to_string(), p.id()), high);
+    let topics: Vec<&str> = topics.iter().copied().collect();
+    let mut found = HashSet::new();
+    read_tails(
+        kafka,
+        &topics,
+        Depth::Last(BATCH),
+        Duration::from_secs(10),
+        Duration::from_secs(30),
+        |msg| {
+            if let Some(id) = msg
+                .header(bus::headers::OUTBOX_ID)
+                .and_then(|v| v.parse::<i64>().ok())
+            {
+                if wanted.contains(&id) {
+                    found.insert(id);
                 }
             }
-        }
-    }
-    let mut found = HashSet::new();
-    if ends.is_empty() {
-        return Ok(found);
-    }
-    consumer.assign(&tpl)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !ends.is_empty() {
-        if std::time::Instant::now() > deadline {
-            return Err(RelayError::Recovery);
-        }
-        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let msg = msg?;
-        if let Some(id) =
-            bus::header(msg.headers(), bus::headers::OUTBOX_ID).and_then(|v| v.parse::<i64>().ok())
-        {
-            if wanted.contains(&id) {
-                found.insert(id);
-            }
-        }
-        let key = (msg.topic().to_string(), msg.partition());
-        if ends.get(&key).is_some_and(|h| msg.offset() + 1 >= *h) {
-            ends.remove(&key);
-        }
-    }
+        },
+    )?;
     Ok(found)
 }
 

@@ -1,16 +1,15 @@
 //! Everything the ingress and the processor must agree on, and nothing that
 //! talks to a client: the SCIM model and its pure rules (filters, PATCH,
 //! roles, identity), the command / outcome / event types that cross Kafka,
-//! the one place that names Kafka topics and headers (`bus`), the one place
-//! that owns SQL (`store`), configuration, and the admin `/metrics`
-//! listener both roles run (`metrics`).
+//! the one place that owns SQL (`store`), configuration, and the admin
+//! `/metrics` listener both roles run (`metrics`). Kafka is the bus crate's
+//! (`scimflow-bus`).
 //!
 //! Pure decision logic (`scim`, `rules`) must not do I/O: a state and a
-//! request in, a new state or a rule violation out. I/O lives in `bus`,
-//! `store` and `metrics` only. This crate must not serve SCIM or run a
+//! request in, a new state or a rule violation out. I/O lives in `store`
+//! and `metrics` only. This crate must not serve SCIM or run a
 //! consumer loop; those belong to the ingress and the processor.
 
-pub mod bus;
 pub mod command;
 pub mod config;
 pub mod metrics;

@@ -3,7 +3,8 @@
 //! and `/readyz` (the role's own readiness, from state the role keeps
 //! current in the background: a probe never waits on the database or the
 //! broker). Also the gauges every role reports (the database pool). Each
-//! role registers its own series in the default registry.
+//! role registers its own series in the default registry (the Kafka
+//! clients' series are the bus's: `scimflow_bus::stats`).
 
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -41,101 +42,6 @@ pub fn observe_pool(pool: &PgPool) {
 // `scimflow bench --metrics` watches, CPU seconds, open file descriptors)
 // come from the prometheus crate's process collector, which its default
 // registry carries on Linux.
-
-/// `scimflow_build_info{version,librdkafka} 1`: which build each replica
-/// runs, for dashboards and rollouts.
-pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    let g = IntGaugeVec::new(
-        Opts::new(
-            "scimflow_build_info",
-            "Always 1; the labels say which build of scimflow this process runs",
-        ),
-        &["version", "librdkafka"],
-    )
-    .unwrap_or_else(|e| panic!("metric definition: {e}"));
-    let _ = prometheus::register(Box::new(g.clone()));
-    g
-});
-
-fn observe_build() {
-    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
-    BUILD_INFO
-        .with_label_values(&[env!("CARGO_PKG_VERSION"), librdkafka.as_str()])
-        .set(1);
-}
-
-pub static KAFKA_STATISTICS: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
-    let c = prometheus::IntCounterVec::new(
-        Opts::new(
-            "scimflow_kafka_statistics_total",
-            "librdkafka statistics reports received, by client type (only with the property statistics.interval.ms)",
-        ),
-        &["client"],
-    )
-    .unwrap_or_else(|e| panic!("metric definition: {e}"));
-    let _ = prometheus::register(Box::new(c.clone()));
-    c
-});
-
-pub static KAFKA_BROKER_RTT: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
-    let g = prometheus::GaugeVec::new(
-        Opts::new(
-            "scimflow_kafka_broker_rtt_seconds",
-            "Mean request round trip to each broker over the last statistics interval, by client type",
-        ),
-        &["client", "broker"],
-    )
-    .unwrap_or_else(|e| panic!("metric definition: {e}"));
-    let _ = prometheus::register(Box::new(g.clone()));
-    g
-});
-
-pub static KAFKA_CONSUMER_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    let g = IntGaugeVec::new(
-        Opts::new(
-            "scimflow_kafka_consumer_lag",
-            "Messages behind the partition's end, per consumed partition, as librdkafka last reported",
-        ),
-        &["topic", "partition"],
-    )
-    .unwrap_or_else(|e| panic!("metric definition: {e}"));
-    let _ = prometheus::register(Box::new(g.clone()));
-    g
-});
-
-/// Record a librdkafka statistics report (every client's context calls
-/// this; reports come only when the operator sets
-/// `KAFKA_PROPERTY_STATISTICS_INTERVAL_MS`).
-pub fn observe_kafka_statistics(s: &rdkafka::Statistics) {
-    let client = match s.client_type.as_str() {
-        "producer" => "producer",
-        "consumer" => "consumer",
-        _ => "other",
-    };
-    KAFKA_STATISTICS.with_label_values(&[client]).inc();
-    for broker in s.brokers.values() {
-        // Bootstrap and internal entries have no node id of their own.
-        if broker.nodeid < 0 {
-            continue;
-        }
-        if let Some(rtt) = &broker.rtt {
-            KAFKA_BROKER_RTT
-                .with_label_values(&[client, &broker.nodename])
-                .set(rtt.avg as f64 / 1e6);
-        }
-    }
-    for (topic, t) in &s.topics {
-        for p in t.partitions.values() {
-            // -1: not consumed here, or not known yet; partition -1 is
-            // librdkafka's internal unassigned queue.
-            if p.partition >= 0 && p.consumer_lag >= 0 {
-                KAFKA_CONSUMER_LAG
-                    .with_label_values(&[topic.as_str(), &p.partition.to_string()])
-                    .set(p.consumer_lag);
-            }
-        }
-    }
-}
 
 /// What `/readyz` answers: 200 when `ready`, else 503; the body says why
 /// (`status` is `ready`, `idle` or `not_ready`).
@@ -206,7 +112,6 @@ pub async fn serve_admin(
 ) -> std::io::Result<()> {
     use axum::http::StatusCode;
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    observe_build();
     let app = axum::Router::new()
         .route(
             "/metrics",

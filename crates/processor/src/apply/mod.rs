@@ -16,7 +16,7 @@ use diesel::PgConnection;
 use serde_json::Value;
 use uuid::Uuid;
 
-use scimflow_shared::bus::Topics;
+use scimflow_bus::Topics;
 use scimflow_shared::command::{Command, CommandEnvelope, Outcome};
 use scimflow_shared::scim::user::etag;
 use scimflow_shared::store::commands::PendingWrites;

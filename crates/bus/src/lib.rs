@@ -1,17 +1,36 @@
-//! The one place that names Kafka topics and headers and configures
-//! rdkafka clients. The ingress and the processor build every producer,
-//! consumer and topic through here, so the wire contract is in one file.
+//! The one owner of Kafka. Nothing else in scimflow names rdkafka: the
+//! ingress and the processor reach the broker only through what this crate
+//! offers, in their terms.
+//!
+//! - The wire contract: topic names (`Topics`), header names (`headers`),
+//!   the producer's partitioner (`partition_for`) and a message's size as
+//!   the producer counts it (`message_size`).
+//! - Topics: created, or checked when the operator owns them
+//!   (`ensure_topics`).
+//! - Publishing (`Publisher`): a command and its reply topic, a partition's
+//!   `CommandBatch`, a batch's replies, outbox rows; any message, for tools.
+//! - Consuming: the processor's group membership and decoded commands with
+//!   the offsets to commit once they are applied (`CommandSource`), an
+//!   ingress's reply topic from its end (`ReplyStream`), a topic's tail or
+//!   whole content (`tail`).
+//! - The librdkafka statistics and build facts that feed `/metrics`
+//!   (`stats`), and the readiness facts (`Membership`, `Publisher::reachable`).
+//! - An in-memory broker with the same API (`fake`), so the handlers and
+//!   the consumer run without one in tests.
 //!
 //! Every client gets the operator's librdkafka properties (`KafkaSettings`,
 //! `KAFKA_PROPERTY_*`: TLS, SASL, tuning) on top of the design's own, which
 //! configuration refuses to let anyone override. Workarounds for the local
 //! broker are not here: the local stack sets them through the same
 //! properties (scripts/run, the test harness).
+//!
+//! It must not decide what a command means or does: it moves bytes, keys
+//! and headers, and splits a `CommandBatch` message into its commands.
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use crate::config::KafkaSettings;
+pub use scimflow_shared::config::KafkaSettings;
 
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
@@ -19,9 +38,25 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
+
+pub mod fake;
+mod publish;
+mod replies;
+mod source;
+pub mod stats;
+pub mod tail;
+
+pub use publish::{Outgoing, Publisher};
+pub use replies::ReplyStream;
+pub use source::{CommandSource, IdleWatchdog, Inbound, Membership, Paused, Received};
+pub use tail::Message;
+
+/// What the Kafka client library logs below warnings is noise at the
+/// service's default level: the log filter directive that quiets it.
+pub const CLIENT_LOG_DIRECTIVE: &str = "rdkafka=warn";
 
 /// Topic names, all under one prefix.
 #[derive(Debug, Clone)]
@@ -79,7 +114,7 @@ pub mod headers {
 }
 
 /// Build headers from name/value pairs.
-pub fn make_headers(pairs: &[(&str, &str)]) -> OwnedHeaders {
+pub(crate) fn make_headers(pairs: &[(&str, &str)]) -> OwnedHeaders {
     pairs
         .iter()
         .fold(OwnedHeaders::new_with_capacity(pairs.len()), |h, (k, v)| {
@@ -88,17 +123,6 @@ pub fn make_headers(pairs: &[(&str, &str)]) -> OwnedHeaders {
                 value: Some(v.as_bytes()),
             })
         })
-}
-
-/// Read one header as a string.
-pub fn header<H: Headers>(headers: Option<&H>, name: &str) -> Option<String> {
-    let headers = headers?;
-    headers
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .map(str::to_string)
 }
 
 /// The partition of the command topic a message with `key` goes to: what
@@ -164,7 +188,7 @@ fn with_properties(mut c: ClientConfig, kafka: &KafkaSettings) -> ClientConfig {
 /// body limit follows from. Callers measure a message with
 /// [`message_size`] before producing it, so a message the producer would
 /// refuse is never handed to it.
-pub fn producer_config(kafka: &KafkaSettings, max_message_bytes: usize) -> ClientConfig {
+pub(crate) fn producer_config(kafka: &KafkaSettings, max_message_bytes: usize) -> ClientConfig {
     let mut c = client_config(kafka);
     c.set("message.max.bytes", max_message_bytes.to_string())
         .set("acks", "all")
@@ -185,7 +209,7 @@ pub fn producer_config(kafka: &KafkaSettings, max_message_bytes: usize) -> Clien
 /// A consumer-group member that never commits on its own: the processor
 /// commits offsets only after the DB transaction that applied them (P1).
 /// The broker may hold a fetch that finds nothing for `kafka.fetch_wait`.
-pub fn group_consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
+pub(crate) fn group_consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
     let mut c = client_config(kafka);
     c.set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -203,7 +227,10 @@ pub fn group_consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig
 
 /// A consumer outside any group, for assigned partitions (reply topics,
 /// tools that read a topic from the start).
-pub fn standalone_consumer_config(kafka: &KafkaSettings, fetch_wait: Duration) -> ClientConfig {
+pub(crate) fn standalone_consumer_config(
+    kafka: &KafkaSettings,
+    fetch_wait: Duration,
+) -> ClientConfig {
     let mut c = client_config(kafka);
     c.set("group.id", "scimflow-standalone")
         .set("enable.auto.commit", "false")
@@ -213,25 +240,22 @@ pub fn standalone_consumer_config(kafka: &KafkaSettings, fetch_wait: Duration) -
 }
 
 /// An admin client (topic creation and checks).
-pub fn admin_config(kafka: &KafkaSettings) -> ClientConfig {
+pub(crate) fn admin_config(kafka: &KafkaSettings) -> ClientConfig {
     with_properties(client_config(kafka), kafka)
 }
 
 /// The context of every long-lived client: librdkafka's statistics (when
 /// the operator sets `statistics.interval.ms`) become metrics.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct ClientStats;
+pub(crate) struct ClientStats;
 
 impl ClientContext for ClientStats {
     fn stats(&self, statistics: Statistics) {
-        crate::metrics::observe_kafka_statistics(&statistics);
+        stats::observe_statistics(&statistics);
     }
 }
 
 impl rdkafka::consumer::ConsumerContext for ClientStats {}
-
-/// The producer every role uses.
-pub type Producer = rdkafka::producer::FutureProducer<ClientStats>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -249,6 +273,17 @@ pub enum BusError {
         code: RDKafkaErrorCode,
         problems: String,
     },
+    /// The topic has no partitions yet (just created, or missing).
+    #[error("topic {0} has no partitions yet")]
+    NoPartitions(String),
+    /// Reading a topic's tail did not reach its end in time.
+    #[error("could not read the end of {0} in time")]
+    TailTimeout(String),
+    #[error("a broker task failed: {0}")]
+    Task(String),
+    /// The in-memory bus refuses what Kafka would refuse.
+    #[error("the in-memory bus: {0}")]
+    Fake(String),
 }
 
 /// A refusal that means "you may not create topics": the operator creates
@@ -434,7 +469,7 @@ fn warn_on_other_partition_counts(
 
 /// How many partitions `topic` has, as the broker says (`None`: it has
 /// none yet). Blocks on a metadata request: call it off the runtime.
-pub fn partition_count<C: ClientContext>(
+pub(crate) fn partition_count<C: ClientContext>(
     client: &Client<C>,
     topic: &str,
     timeout: Duration,
