@@ -9,6 +9,8 @@ pub mod groups;
 mod pool;
 pub mod schema;
 pub mod tenants;
+#[cfg(any(test, feature = "testing"))]
+pub mod test_db;
 pub mod users;
 
 use diesel::pg::PgConnection;
