@@ -30,11 +30,12 @@ use uuid::Uuid;
 use scimflow_bus::{headers, Topics};
 use scimflow_shared::command::{Command, CommandEnvelope, Outcome};
 use scimflow_shared::store::commands::{
-    enqueue_message, find_outcomes, record_dead_letter, NewDeadLetter, PendingWrites,
+    find_outcomes, record_dead_letter, NewDeadLetter, PendingWrites,
 };
 use scimflow_shared::store::dead_letters::{
     holds, mark_replayed, storable, Hold, TENANT_SUSPENDED,
 };
+use scimflow_shared::store::outbox::enqueue_message;
 use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::store::StoreError;
 use scimflow_shared::ScimError;

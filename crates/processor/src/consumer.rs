@@ -479,7 +479,7 @@ async fn observe_lag(source: &CommandSource, pool: &PgPool, window: &Window<Rece
     if let Ok(Ok(n)) =
         tokio::task::spawn_blocking(move || -> Result<i64, scimflow_shared::store::StoreError> {
             let mut conn = pool.get()?;
-            scimflow_shared::store::commands::outbox_backlog(&mut conn)
+            scimflow_shared::store::outbox::outbox_backlog(&mut conn)
         })
         .await
     {

@@ -35,7 +35,7 @@ use scimflow_bus::tail::{read_tails, Depth};
 use scimflow_bus::{self as bus, BusError, KafkaSettings, Publisher};
 use tokio::sync::watch;
 
-use scimflow_shared::store::commands::{
+use scimflow_shared::store::outbox::{
     delete_published, last_attempt, record_attempt, try_relay_lock, unpublished,
     unpublished_between, OutboxRow,
 };

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::commands::enqueue_message;
+use super::outbox::enqueue_message;
 use super::schema::{dead_letter_actions, dead_letters};
 use super::StoreError;
 

@@ -1,4 +1,5 @@
-//! SCIM filters translated to SQL over the `users` table, with bound
+//! SCIM filters translated to SQL over the `users` and `groups` tables
+//! (a group's `members` through `group_members`), with bound
 //! parameters (never interpolated values). Attribute names are resolved
 //! against the schema tables; an unknown attribute is `invalidFilter`.
 //!

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod dead_letters;
 pub mod filter_sql;
 pub mod groups;
+pub mod outbox;
 mod pool;
 pub mod schema;
 pub mod tenants;
@@ -46,24 +47,6 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Worth retrying: the database was unreachable, restarting, or
-    /// aborted the transaction for concurrency reasons. Constraint
-    /// violations and bad data are not.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            StoreError::Pool(_) | StoreError::Connection(_) => true,
-            StoreError::Db(DieselError::DatabaseError(kind, _)) => !matches!(
-                kind,
-                DatabaseErrorKind::UniqueViolation
-                    | DatabaseErrorKind::ForeignKeyViolation
-                    | DatabaseErrorKind::NotNullViolation
-                    | DatabaseErrorKind::CheckViolation
-            ),
-            StoreError::Db(DieselError::BrokenTransactionManager) => true,
-            _ => false,
-        }
-    }
-
     /// The connection itself is gone: nothing more can be done in this
     /// transaction, whatever the command.
     pub fn is_connection_lost(&self) -> bool {
@@ -125,16 +108,6 @@ impl StoreError {
             self,
             StoreError::Db(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info))
                 if info.message().contains("statement timeout")
-        )
-    }
-
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Db(DieselError::DatabaseError(
-                DatabaseErrorKind::UniqueViolation,
-                _
-            ))
         )
     }
 }

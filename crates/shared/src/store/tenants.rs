@@ -216,7 +216,7 @@ pub fn delete(
         });
         let payload = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for topic in change_topics {
-            super::commands::enqueue_message(conn, topic, &id.to_string(), &payload, &[])?;
+            super::outbox::enqueue_message(conn, topic, &id.to_string(), &payload, &[])?;
         }
         Ok(Some(purged))
     })
