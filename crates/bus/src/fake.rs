@@ -155,9 +155,10 @@ impl FakeBus {
         })
     }
 
-    pub(crate) fn cursor_at_end(&self, topic: &str) -> FakeCursor {
+    /// Messages appended to `topic` from now on, in order.
+    pub fn subscribe(&self, topic: &str) -> Subscription {
         let next = self.state().topics.get(topic).map_or(0, |t| t.log.len());
-        FakeCursor {
+        Subscription {
             bus: self.clone(),
             topic: topic.to_string(),
             next,
@@ -165,7 +166,17 @@ impl FakeBus {
         }
     }
 
-    pub(crate) fn cursor_after_commits(&self, group: &str, topic: &str) -> FakeCursor {
+    /// Every message of `topic`, from its start.
+    pub fn subscribe_from_start(&self, topic: &str) -> Subscription {
+        Subscription {
+            bus: self.clone(),
+            topic: topic.to_string(),
+            next: 0,
+            from: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn cursor_after_commits(&self, group: &str, topic: &str) -> Subscription {
         let from = self
             .state()
             .committed
@@ -173,7 +184,7 @@ impl FakeBus {
             .filter(|((g, t, _), _)| g == group && t == topic)
             .map(|((_, _, p), o)| (*p, *o))
             .collect();
-        FakeCursor {
+        Subscription {
             bus: self.clone(),
             topic: topic.to_string(),
             next: 0,
@@ -184,15 +195,16 @@ impl FakeBus {
 
 /// A reader of one topic of the in-memory bus, in append order, skipping
 /// what lies below the offsets it starts from.
-pub(crate) struct FakeCursor {
+pub struct Subscription {
     bus: FakeBus,
     topic: String,
     next: usize,
     from: HashMap<i32, i64>,
 }
 
-impl FakeCursor {
-    pub(crate) async fn next(&mut self) -> Message {
+impl Subscription {
+    /// The next message; waits for one to be appended.
+    pub async fn next(&mut self) -> Message {
         loop {
             let notified = self.bus.0.changed.notified();
             tokio::pin!(notified);

@@ -10,7 +10,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::fake::{FakeBus, FakeCursor};
+use crate::fake::{FakeBus, Subscription};
 use crate::{retry_at_startup, standalone_consumer_config, BusError, ClientStats, KafkaSettings};
 
 /// The payloads arriving on one reply topic.
@@ -18,7 +18,7 @@ pub struct ReplyStream(Via);
 
 enum Via {
     Kafka(Arc<StreamConsumer<ClientStats>>),
-    Fake(FakeCursor),
+    Fake(Subscription),
 }
 
 impl ReplyStream {
@@ -47,7 +47,7 @@ impl ReplyStream {
 
     /// Read `topic` of the in-memory bus from its current end.
     pub fn fake(bus: &FakeBus, topic: &str) -> Self {
-        ReplyStream(Via::Fake(bus.cursor_at_end(topic)))
+        ReplyStream(Via::Fake(bus.subscribe(topic)))
     }
 
     /// The next reply message's payload (empty if it had none).

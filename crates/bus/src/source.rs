@@ -16,7 +16,7 @@ use rdkafka::consumer::{
 use rdkafka::{Offset, TopicPartitionList};
 use scimflow_shared::command::CommandBatch;
 
-use crate::fake::{FakeBus, FakeCursor};
+use crate::fake::{FakeBus, Subscription};
 use crate::tail::Message;
 use crate::{group_consumer_config, headers, BusError, KafkaSettings};
 
@@ -173,7 +173,7 @@ enum Via {
 struct FakeSource {
     bus: FakeBus,
     group: String,
-    cursor: tokio::sync::Mutex<FakeCursor>,
+    cursor: tokio::sync::Mutex<Subscription>,
 }
 
 /// Partitions paused while the processor backs off (`CommandSource::pause`).

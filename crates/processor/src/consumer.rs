@@ -43,7 +43,7 @@ const WINDOW_BATCHES: usize = 10;
 
 /// Run the processor until `shutdown` turns true: finish the batch in
 /// hand, commit it, leave the group.
-pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let pool = store::connect_pool(
         &config.database_url,
         config.db_pool_size.min(8),
@@ -97,6 +97,22 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     .await
     .with_context(|| format!("binding the admin listener {}", config.processor_admin_addr))?;
 
+    consume(&config, pool, source, publisher, shutdown).await;
+    let _ = relay.await;
+    Ok(())
+}
+
+/// The consumer loop over `source`, replying through `publisher`, until
+/// `shutdown` turns true; then it leaves the group. `run` calls it once it
+/// has joined; tests run it on the in-memory bus (`scimflow_bus::fake`).
+pub async fn consume(
+    config: &Config,
+    pool: PgPool,
+    source: CommandSource,
+    publisher: Publisher,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let topics = Topics::new(&config.topic_prefix);
     let mut pipeline = Pipeline {
         inbox: Inbox {
             window: Window::default(),
@@ -121,8 +137,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             break;
         }
         if pipeline.inbox.window.is_empty() {
+            // The stop branch yields nothing it borrowed, so the loop's
+            // future stays Send (its guard would be held across the other
+            // branches' awaits).
+            let stop = async {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            };
             let first = tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = stop => break,
                 m = pipeline.source.recv() => m,
                 _ = watchdog_tick.tick() => {
                     pipeline.source.rejoin_if_abandoned(&mut watchdog);
@@ -169,8 +191,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     }
     tracing::info!("processor stopping: leaving the consumer group");
     pipeline.source.leave();
-    let _ = relay.await;
-    Ok(())
 }
 
 /// What the stages share: the clients, and the window of commands read

@@ -23,7 +23,7 @@ mod metrics;
 pub mod policy;
 mod relay;
 
-pub use consumer::run;
+pub use consumer::{consume, run};
 
 /// Wait for `shutdown` to flip to true, or for `d` to pass; true when
 /// shutting down. Used for every back-off, so a stop is never delayed by

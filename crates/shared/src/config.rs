@@ -751,6 +751,29 @@ impl Config {
     pub fn scim_base_url(&self, tenant_id: uuid::Uuid) -> String {
         format!("{}/scim/v2/{tenant_id}", self.public_url)
     }
+
+    /// A configuration from the settings given, not the process's
+    /// environment (tests run in parallel in one process); every other
+    /// setting has its default.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn from_settings(settings: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env_properties = env
+            .iter()
+            .filter(|(k, _)| k.starts_with(KAFKA_PROPERTY_PREFIX))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |name: &str| env.get(name).cloned();
+        Config::from_sources(&Sources {
+            env: &lookup,
+            file: HashMap::new(),
+            hostname: None,
+            env_properties,
+        })
+    }
 }
 
 /// The body limit that goes with a message size.
