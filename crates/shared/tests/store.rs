@@ -127,3 +127,35 @@ fn a_stored_outcome_is_read_back_whole_and_only_by_its_tenant() {
         None
     );
 }
+
+/// A test's database is gone once its handle is, even with a connection
+/// still open on it (as a killed service or a pool leaves them).
+#[test]
+fn a_test_database_is_dropped_with_its_handle() {
+    use diesel::sql_types::{BigInt, Text};
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let exists = |name: &str| {
+        let cluster = std::env::var("SCIMFLOW_TEST_PG").expect("run through ./scripts/test");
+        let mut admin =
+            PgConnection::establish(&format!("{cluster}/postgres")).expect("the cluster");
+        diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<Text, _>(name)
+            .get_result::<N>(&mut admin)
+            .expect("a count")
+            .n
+            == 1
+    };
+    let db = TestDatabase::new("store_dropped");
+    let name = db.name().to_string();
+    let open = db.connect();
+    assert!(exists(&name));
+    drop(db);
+    let kept = std::env::var("KEEP_TEST_DIR").as_deref() == Ok("1");
+    assert_eq!(exists(&name), kept, "{name} after its handle went");
+    drop(open);
+}
