@@ -5,7 +5,9 @@
 //!
 //! It must not apply product rules or write to the database: every write
 //! goes through Kafka and the processor, so that one user's writes are
-//! ordered however many ingresses run. Errors become HTTP responses in one
+//! ordered however many ingresses run. It reaches Kafka only through
+//! `scimflow_bus` (a `Publisher` for commands, a `ReplyStream` for
+//! outcomes), which is what lets the router run on the in-memory bus. Errors become HTTP responses in one
 //! place, `error.rs`. What bounds the work a client can make it do (body
 //! size, requests in flight, time per request, rate, failed logins) is in
 //! `body.rs` and `limits.rs`.

@@ -10,9 +10,11 @@
 //! It also runs the outbox relay that publishes change events and dead
 //! letters (P4, P5).
 //!
-//! It must not decide product rules itself (that is `scimflow_shared::rules`)
-//! nor write SQL (that is `scimflow_shared::store`), and it never answers
-//! an HTTP client directly.
+//! It must not decide product rules itself (that is `scimflow_shared::rules`),
+//! write SQL (that is `scimflow_shared::store`) or use a Kafka client (that
+//! is `scimflow_bus`: the consumer loop reads a `CommandSource`, replies and
+//! relays through a `Publisher`), and it never answers an HTTP client
+//! directly.
 
 pub mod apply;
 pub mod batch;
