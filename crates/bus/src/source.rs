@@ -410,4 +410,77 @@ mod tests {
         );
         assert!(a.take_revoked().is_empty());
     }
+
+    fn message(key: Option<&str>, payload: &[u8], headers: Vec<(String, Vec<u8>)>) -> Message {
+        Message {
+            topic: "p.commands".into(),
+            partition: 3,
+            offset: 41,
+            key: key.map(str::to_string),
+            payload: payload.to_vec(),
+            headers,
+        }
+    }
+
+    /// A message becomes its commands: one, or each of a `CommandBatch`
+    /// with its own key, all at the message's position (its commit
+    /// token); a batch that does not split stays whole, to be
+    /// dead-lettered as undecodable. The reply topic comes from the header.
+    #[test]
+    fn a_message_becomes_its_commands_at_its_position() {
+        let reply = vec![(headers::REPLY_TO.to_string(), b"p.replies.i".to_vec())];
+        let batch = CommandBatch::encode([("t/a", &b"{\"a\":1}"[..]), ("t/b", &b"{\"b\":2}"[..])])
+            .expect("a batch");
+        // (message, expected (key, payload) per command, reply topic)
+        type Case = (
+            Message,
+            Vec<(Option<&'static str>, Vec<u8>)>,
+            Option<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                message(Some("t/r"), b"{\"v\":1}", reply.clone()),
+                vec![(Some("t/r"), b"{\"v\":1}".to_vec())],
+                Some("p.replies.i"),
+            ),
+            (
+                message(None, &batch, reply.clone()),
+                vec![
+                    (Some("t/a"), b"{\"a\":1}".to_vec()),
+                    (Some("t/b"), b"{\"b\":2}".to_vec()),
+                ],
+                Some("p.replies.i"),
+            ),
+            (
+                message(None, br#"{"commands":[{"key":1}]}"#, vec![]),
+                vec![(None, br#"{"commands":[{"key":1}]}"#.to_vec())],
+                None,
+            ),
+            (
+                message(
+                    Some("k"),
+                    b"x",
+                    vec![(headers::REPLY_TO.into(), vec![0xff])],
+                ),
+                vec![(Some("k"), b"x".to_vec())],
+                None,
+            ),
+        ];
+        for (m, expected, reply_to) in cases {
+            let received = Received::of(m.clone());
+            assert_eq!(received.reply_to.as_deref(), reply_to, "{m:?}");
+            let got: Vec<(Option<&str>, Vec<u8>)> = received
+                .commands
+                .iter()
+                .map(|c| (c.key.as_deref(), c.payload.clone()))
+                .collect();
+            assert_eq!(got, expected, "{m:?}");
+            for c in &received.commands {
+                assert_eq!(
+                    (c.topic.as_str(), c.partition, c.offset),
+                    ("p.commands", 3, 41)
+                );
+            }
+        }
+    }
 }
