@@ -14,7 +14,7 @@ use tower::ServiceExt as _;
 use uuid::Uuid;
 
 use scimflow_bus::fake::FakeBus;
-use scimflow_bus::{headers, partition_for, Publisher, ReplyStream, Topics};
+use scimflow_bus::{headers, partition_for, Publisher, Received, ReplyStream, Topics};
 use scimflow_ingress::{router, AppState};
 use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ReplyBatch};
 use scimflow_shared::config::Config;
@@ -96,14 +96,18 @@ impl Harness {
         let replies = Publisher::fake(&self.bus);
         tokio::spawn(async move {
             loop {
-                let m = commands.next().await;
-                let Some(reply_to) = m.header(headers::REPLY_TO).map(str::to_string) else {
+                // A message holds one command or a /Bulk wave's batch of them.
+                let received = Received::of(commands.next().await);
+                let Some(reply_to) = received.reply_to else {
                     continue;
                 };
-                let envelope = CommandEnvelope::decode(&m.payload).expect("an envelope");
-                let outcome = answer(&envelope);
+                let outcomes: Vec<Outcome> = received
+                    .commands
+                    .iter()
+                    .map(|c| answer(&CommandEnvelope::decode(&c.payload).expect("an envelope")))
+                    .collect();
                 for payload in
-                    ReplyBatch::encode([&outcome], ReplyBatch::MAX_BYTES).expect("encodes")
+                    ReplyBatch::encode(&outcomes, ReplyBatch::MAX_BYTES).expect("encodes")
                 {
                     replies
                         .publish_replies(&reply_to, &payload)
@@ -114,12 +118,26 @@ impl Harness {
     }
 
     async fn send(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Answer {
+        self.send_with(method, path, token, body, &[]).await
+    }
+
+    async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> Answer {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("/scim/v2/{}{path}", self.tenant))
             .header(header::CONTENT_TYPE, "application/scim+json");
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
         }
         let request = request
             .body(Body::from(body.to_string()))
@@ -277,4 +295,87 @@ async fn a_command_the_broker_refuses_is_503_with_retry_after() {
     );
     assert!(answer.headers.contains_key(header::RETRY_AFTER));
     assert!(h.published().is_empty());
+}
+
+/// A created user's outcome, as the processor answers a create.
+fn created(envelope: &CommandEnvelope) -> Outcome {
+    let Command::CreateUser { user_id, body } = &envelope.command else {
+        panic!("not a create: {:?}", envelope.command.name());
+    };
+    Outcome {
+        command_id: envelope.command_id,
+        status: 201,
+        body: Some(json!({"id": user_id, "userName": body["userName"]})),
+        etag: Some("W/\"1\"".into()),
+        location: Some(format!("{}/Users/{user_id}", envelope.base_url)),
+    }
+}
+
+/// `Prefer: respond-async`: 202 as soon as the broker has the command,
+/// which names no reply topic (nobody waits for its outcome on one).
+#[tokio::test]
+async fn respond_async_publishes_without_a_reply_topic_and_answers_202() {
+    let h = Harness::new("router_async").await;
+    let answer = h
+        .send_with(
+            "POST",
+            "/Users",
+            Some(&h.token),
+            &user("async@example.com"),
+            &[("prefer", "respond-async")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    let published = h.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].header(headers::REPLY_TO), None);
+    assert!(published[0].headers.is_empty(), "nothing but the envelope");
+}
+
+/// /Bulk: the operations go out as `CommandBatch` messages, each to the
+/// partition every one of its commands' keys lands in, naming the reply
+/// topic; each operation is answered from its own outcome.
+#[tokio::test]
+async fn a_bulk_request_publishes_batches_by_partition_and_answers_each_operation() {
+    let h = Harness::new("router_bulk").await;
+    h.processor(created);
+    let operations: Vec<Value> = (0..6)
+        .map(|n| {
+            json!({"method": "POST", "path": "/Users", "bulkId": format!("b{n}"),
+                   "data": {"userName": format!("bulk{n}@example.com"),
+                            "emails": [{"value": format!("bulk{n}@example.com"), "primary": true}]}})
+        })
+        .collect();
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": operations,
+    });
+    let answer = h
+        .send("POST", "/Bulk", Some(&h.token), &body.to_string())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let statuses: Vec<&str> = answer.body["Operations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["201"; 6], "{}", answer.body);
+
+    let mut commands = 0;
+    let reply_topic = h.topics.replies(INSTANCE);
+    for m in h.published() {
+        assert_eq!(m.header(headers::REPLY_TO), Some(reply_topic.as_str()));
+        let received = Received::of(m.clone());
+        for c in &received.commands {
+            let key = c.key.as_deref().expect("each command keyed");
+            assert_eq!(partition_for(key, PARTITIONS), m.partition, "{key}");
+        }
+        commands += received.commands.len();
+    }
+    assert_eq!(commands, 6, "every operation published once");
+    assert!(
+        h.published().len() <= PARTITIONS as usize,
+        "one message per partition at most"
+    );
 }
