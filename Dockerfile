@@ -12,10 +12,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev \
 # live in cache mounts, so a source change recompiles scimflow alone.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/shared/Cargo.toml crates/shared/
+COPY crates/bus/Cargo.toml crates/bus/
 COPY crates/ingress/Cargo.toml crates/ingress/
 COPY crates/processor/Cargo.toml crates/processor/
-RUN mkdir -p src crates/shared/src crates/shared/benches crates/ingress/src crates/processor/src \
-    && touch src/main.rs crates/shared/src/lib.rs crates/shared/benches/hot_path.rs \
+RUN mkdir -p src crates/shared/src crates/shared/benches crates/bus/src crates/ingress/src crates/processor/src \
+    && touch src/main.rs crates/shared/src/lib.rs crates/shared/benches/hot_path.rs crates/bus/src/lib.rs \
        crates/ingress/src/lib.rs crates/processor/src/lib.rs \
     && cargo fetch --locked
 COPY . .
