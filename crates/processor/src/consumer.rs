@@ -26,7 +26,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -35,6 +35,7 @@ use scimflow_shared::bus::{self, headers, Topics};
 use scimflow_shared::command::{CommandBatch, Outcome, ReplyBatch, ReplyShape};
 use scimflow_shared::config::Config;
 use scimflow_shared::store::{self, PgPool, StoreError};
+use scimflow_shared::trace_context;
 use scimflow_shared::ScimError;
 
 use crate::batch::{
@@ -686,12 +687,16 @@ impl ConsumerContext for GroupContext {
 /// split is kept whole, to be dead-lettered as undecodable.
 fn commands_of(m: &BorrowedMessage<'_>) -> Vec<Inbound> {
     let payload = m.payload().unwrap_or_default();
+    let trace = m.headers().and_then(|h| {
+        trace_context::extract(h.iter().map(|h| (h.key, h.value.unwrap_or_default())))
+    });
     let inbound = |key: Option<String>, payload: Vec<u8>| Inbound {
         topic: m.topic().to_string(),
         partition: m.partition(),
         offset: m.offset(),
         key,
         payload,
+        trace: trace.clone(),
     };
     if CommandBatch::is_batch(payload) {
         match CommandBatch::split(payload) {

@@ -2,7 +2,9 @@
 //! talks to a client: the SCIM model and its pure rules (filters, PATCH,
 //! roles, identity), the command / outcome / event types that cross Kafka,
 //! the one place that names Kafka topics and headers (`bus`), the one place
-//! that owns SQL (`store`), configuration, and the admin `/metrics`
+//! that owns SQL (`store`), W3C trace context over header pairs
+//! (`trace_context`) and its bridge to exported spans (`telemetry`),
+//! configuration, and the admin `/metrics`
 //! listener both roles run (`metrics`).
 //!
 //! Pure decision logic (`scim`, `rules`) must not do I/O: a state and a
@@ -17,6 +19,8 @@ pub mod metrics;
 pub mod rules;
 pub mod scim;
 pub mod store;
+pub mod telemetry;
 pub mod token;
+pub mod trace_context;
 
 pub use scim::error::{ScimError, ScimType};

@@ -108,13 +108,20 @@ impl PendingWrites {
         });
     }
 
-    /// A message for the relay (`enqueue_message`), in order.
-    pub fn message(&mut self, topic: &str, key: &str, payload: Vec<u8>) {
+    /// A message for the relay (`enqueue_message`), in order, with the
+    /// headers it is to be published with.
+    pub fn message(
+        &mut self,
+        topic: &str,
+        key: &str,
+        payload: Vec<u8>,
+        headers: &[(&str, String)],
+    ) {
         self.messages.push((
             topic.to_string(),
             key.to_string(),
             payload,
-            Value::Object(serde_json::Map::new()),
+            headers_json(headers),
         ));
     }
 
@@ -295,19 +302,25 @@ pub fn enqueue_message(
     payload: &[u8],
     headers: &[(&str, String)],
 ) -> Result<(), StoreError> {
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
-        .collect();
     diesel::insert_into(outbox::table)
         .values((
             outbox::topic.eq(topic),
             outbox::message_key.eq(key),
             outbox::payload.eq(payload),
-            outbox::headers.eq(Value::Object(headers)),
+            outbox::headers.eq(headers_json(headers)),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// An outbox row's headers: the relay publishes them as they are.
+fn headers_json(headers: &[(&str, String)]) -> Value {
+    Value::Object(
+        headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
