@@ -64,6 +64,24 @@ ensure_deploy_validators() {
   echo "$pins" >"$DEPLOY_VENV/.pins"
 }
 
+# cargo-deny, pinned, built once per machine into the tools cache (deny.toml
+# says what it checks and why advisories are not checked here).
+CARGO_DENY_VERSION="0.20.2"
+CARGO_DENY_ROOT="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/cargo-deny-$CARGO_DENY_VERSION"
+CARGO_DENY_BIN="$CARGO_DENY_ROOT/bin/cargo-deny"
+ensure_cargo_deny() {
+  if [ -x "$CARGO_DENY_BIN" ] && "$CARGO_DENY_BIN" --version 2>/dev/null | grep -q "cargo-deny $CARGO_DENY_VERSION"; then
+    return
+  fi
+  log "building cargo-deny $CARGO_DENY_VERSION; this takes a few minutes, once per machine"
+  mkdir -p "$CARGO_DENY_ROOT"
+  cargo install "cargo-deny@$CARGO_DENY_VERSION" --locked \
+    --root "$CARGO_DENY_ROOT" --target-dir "$CARGO_DENY_ROOT/build" >"$CARGO_DENY_ROOT/build.log" 2>&1 \
+    || { tail -30 "$CARGO_DENY_ROOT/build.log" >&2; die "building cargo-deny failed (log: $CARGO_DENY_ROOT/build.log)"; }
+  rm -rf "$CARGO_DENY_ROOT/build"
+  "$CARGO_DENY_BIN" --version >/dev/null || die "cargo-deny did not build"
+}
+
 ensure_postgres_binaries() {
   [ -x "$PG_BIN/initdb" ] && return
   log "installing PostgreSQL 15 server binaries"

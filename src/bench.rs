@@ -62,6 +62,27 @@ pub struct BenchArgs {
     /// and the processor's admin listeners).
     #[arg(long = "metrics")]
     metrics: Vec<String>,
+    /// For an https URL whose certificate is signed by a CA of its own (a
+    /// test deployment): a PEM file of CA certificates trusted besides
+    /// Mozilla's roots.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+}
+
+/// The bench's HTTP client: http or https (rustls, Mozilla's roots and any
+/// `extra_ca` PEM certificates), one pooled connection per request in
+/// flight.
+fn http_client(concurrency: usize, extra_ca: Option<&[u8]>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(60));
+    if let Some(pem) = extra_ca {
+        for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
 }
 
 /// Resident memory samples of one process, from its `/metrics`.
@@ -229,10 +250,14 @@ fn user_body(shape: Shape, run: &str, i: usize) -> Value {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let base = args.url.trim_end_matches('/').to_string();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let extra_ca = match &args.ca_cert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading the CA certificates in {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let client = http_client(args.concurrency, extra_ca.as_deref())?;
     let auth = format!("Bearer {}", args.token);
     let probe = client
         .get(format!("{base}/ServiceProviderConfig"))
@@ -483,4 +508,77 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("{errors} request(s) got a wrong answer");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// An https server on loopback with a certificate for 127.0.0.1 that
+    /// only the returned CA PEM vouches for; it answers each connection's
+    /// first request with 200 and `{}`.
+    async fn tls_server() -> (std::net::SocketAddr, String) {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("certificate parameters")
+            .self_signed(&key)
+            .expect("a self-signed certificate");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("the server's TLS configuration");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = [0u8; 4096];
+                    let _ = tls.read(&mut request).await;
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (addr, cert.pem())
+    }
+
+    #[tokio::test]
+    async fn the_bench_client_speaks_https_and_trusts_the_given_ca() {
+        let (addr, ca) = tls_server().await;
+        let url = format!("https://{addr}/scim/v2/t/ServiceProviderConfig");
+        // (CA given, answered)
+        for (extra_ca, answered) in [(Some(ca.as_bytes()), true), (None, false)] {
+            let client = http_client(4, extra_ca).expect("a client");
+            let got = client.get(&url).send().await;
+            match got {
+                Ok(r) => {
+                    assert!(answered, "a certificate no CA vouches for was accepted");
+                    assert_eq!(r.status(), 200);
+                }
+                Err(e) => assert!(!answered && e.is_connect(), "{e:?}"),
+            }
+        }
+    }
 }

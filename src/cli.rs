@@ -590,6 +590,12 @@ pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
             println!("  command_partitions: {}", c.command_partitions);
             println!("  consumer_group:     {}", c.consumer_group);
             println!("  instance_id:        {}", c.instance_id);
+            println!(
+                "  otlp_traces:        {} (as {}, {})",
+                c.tracing.traces_endpoint.as_deref().unwrap_or("off"),
+                c.tracing.service_name("ingress"),
+                c.tracing.service_name("processor")
+            );
             println!("  reply_deadline:     {:?}", c.reply_deadline);
             println!("  batch_max:          {}", c.batch_max);
             println!("  batch_linger:       {:?}", c.batch_linger);

@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod telemetry;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -46,20 +47,6 @@ enum Cmd {
     Config(cli::ConfigCmd),
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("info,{}", scimflow_bus::CLIENT_LOG_DIRECTIVE)));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("SCIMFLOW_LOG_FORMAT").is_ok_and(|f| f == "text") {
-        builder.init();
-    } else {
-        builder.json().flatten_event(true).init();
-    }
-}
-
 /// A channel that turns true on SIGINT or SIGTERM.
 fn shutdown_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
@@ -89,7 +76,11 @@ fn shutdown_signal() -> watch::Receiver<bool> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging();
+    // A role sets up its logs once it has read its configuration, which
+    // says where its spans go.
+    if !matches!(args.command, Cmd::Ingress | Cmd::Processor) {
+        telemetry::init(None)?;
+    }
     match args.command {
         Cmd::Migrate => {
             let config = Config::load()?;
@@ -108,12 +99,25 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Ingress => scimflow_ingress::run(Config::load()?, shutdown_signal()).await,
-        Cmd::Processor => scimflow_processor::run(Config::load()?, shutdown_signal()).await,
+        Cmd::Ingress => run_role("ingress", scimflow_ingress::run).await,
+        Cmd::Processor => run_role("processor", scimflow_processor::run).await,
         Cmd::Tenant(cmd) => cli::tenant(cmd).await,
         Cmd::User(cmd) => cli::user(cmd).await,
         Cmd::Dlq(cmd) => cli::dlq(cmd).await,
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::Config(cmd) => cli::config(cmd),
     }
+}
+
+/// Run a role with its logs and spans, and flush its spans when it stops.
+async fn run_role<F, Fut>(role: &str, run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Config, watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = Config::load()?;
+    let telemetry = telemetry::init(Some((role, &config.tracing)))?;
+    let ran = run(config, shutdown_signal()).await;
+    telemetry.shutdown().await;
+    ran
 }

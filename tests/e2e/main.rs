@@ -13,6 +13,7 @@ mod fuzz;
 mod groups;
 mod leniency;
 mod okta;
+mod otlp;
 mod parsers;
 mod poison;
 mod production;

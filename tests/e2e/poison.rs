@@ -305,6 +305,7 @@ fn p4_a_panic_behind_the_boundary_leaves_the_transaction_and_the_connection_soun
             offset: 0,
             key: Some(env.partition_key()),
             payload: serde_json::to_vec(&env).expect("envelope"),
+            trace: None,
         }
     };
     let batch = [

@@ -132,6 +132,7 @@ fn a_batch_waits_for_a_tenant_deletion_under_way_and_then_finds_the_tenant_gone(
         offset: 0,
         key: Some(envelope.partition_key()),
         payload: serde_json::to_vec(&envelope).expect("envelope"),
+        trace: None,
     };
     // The deletion has locked the tenant and is purging.
     sql(&mut deleting, "BEGIN");

@@ -105,6 +105,10 @@ pub mod headers {
     /// On a message the relay published without its payload because it was
     /// larger than a message may be (`"true"`).
     pub const TRUNCATED: &str = "scimflow-truncated";
+    /// W3C Trace Context, on commands (the ingress request's span) and on
+    /// change events (the processor span that applied the command), so
+    /// one write is one trace. Read and written by `trace_context`.
+    pub use scimflow_shared::trace_context::{TRACEPARENT, TRACESTATE};
     pub const DLQ_REASON: &str = "scimflow-dlq-reason";
     pub const DLQ_ATTEMPTS: &str = "scimflow-dlq-attempts";
     pub const DLQ_ORIGINAL_TOPIC: &str = "scimflow-dlq-original-topic";

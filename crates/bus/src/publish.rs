@@ -8,7 +8,7 @@ use std::time::Duration;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use crate::fake::FakeBus;
-use crate::{headers, make_headers, producer_config, BusError, ClientStats, KafkaSettings};
+use crate::{make_headers, producer_config, BusError, ClientStats, KafkaSettings};
 
 /// One message to publish. `partition: None` lets the producer's
 /// partitioner place it by its key (`partition_for`).
@@ -114,42 +114,33 @@ impl Publisher {
         }
     }
 
-    /// A command, keyed `tenant/resource`; with `reply_to`, the topic its
-    /// outcome goes to. Waits for the ack.
+    /// A command, keyed `tenant/resource`, with its headers (the reply
+    /// topic if it wants an answer, its trace context). Waits for the ack.
     pub async fn publish_command(
         &self,
         topic: &str,
         key: &str,
         payload: &[u8],
-        reply_to: Option<&str>,
+        headers: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<(), BusError> {
-        let reply_header;
-        let headers: &[(&str, &str)] = match reply_to {
-            Some(topic) => {
-                reply_header = [(headers::REPLY_TO, topic)];
-                &reply_header
-            }
-            None => &[],
-        };
         let m = Outgoing::to(topic, payload).key(key).headers(headers);
         self.send(m, timeout).await.map(|_| ())
     }
 
     /// A `CommandBatch` to the partition its commands' keys land in, with
-    /// the reply topic. Waits for the ack.
+    /// its headers (the reply topic, the trace context). Waits for the ack.
     pub async fn publish_command_batch(
         &self,
         topic: &str,
         partition: i32,
         payload: &[u8],
-        reply_to: &str,
+        headers: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<(), BusError> {
-        let headers = [(headers::REPLY_TO, reply_to)];
         let m = Outgoing::to(topic, payload)
             .partition(partition)
-            .headers(&headers);
+            .headers(headers);
         self.send(m, timeout).await.map(|_| ())
     }
 

@@ -19,6 +19,7 @@ use scimflow_shared::command::CommandBatch;
 use crate::fake::{FakeBus, Subscription};
 use crate::tail::Message;
 use crate::{group_consumer_config, headers, BusError, KafkaSettings};
+use scimflow_shared::trace_context::{self, TraceContext};
 
 /// A command as it came off the topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,8 @@ pub struct Inbound {
     pub offset: i64,
     pub key: Option<String>,
     pub payload: Vec<u8>,
+    /// The W3C trace context the message carried, if well-formed.
+    pub trace: Option<TraceContext>,
 }
 
 /// The commands of one message, and the topic their outcomes go to.
@@ -43,12 +46,15 @@ impl Received {
     /// does not split is kept whole, to be dead-lettered as undecodable.
     pub fn of(m: Message) -> Self {
         let reply_to = m.header(headers::REPLY_TO).map(str::to_string);
+        let trace =
+            trace_context::extract(m.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
         let inbound = |key: Option<String>, payload: Vec<u8>| Inbound {
             topic: m.topic.clone(),
             partition: m.partition,
             offset: m.offset,
             key,
             payload,
+            trace: trace.clone(),
         };
         if CommandBatch::is_batch(&m.payload) {
             match CommandBatch::split(&m.payload) {

@@ -202,6 +202,19 @@ async fn await_outcome(
     }
 }
 
+/// A command's headers: the reply topic if it wants an answer, and the
+/// request's trace context (`trace::outgoing_headers`).
+fn command_headers<'a>(
+    reply_topic: Option<&'a str>,
+    trace: &'a [(&'static str, String)],
+) -> Vec<(&'a str, &'a str)> {
+    reply_topic
+        .map(|t| (headers::REPLY_TO, t))
+        .into_iter()
+        .chain(trace.iter().map(|(k, v)| (*k, v.as_str())))
+        .collect()
+}
+
 /// Publish the commands of one /Bulk wave and wait for their outcomes, in
 /// the order given. Commands whose keys land in the same partition go out
 /// together as `CommandBatch` messages (the broker's cost is per message);
@@ -234,6 +247,7 @@ pub async fn execute_all(
     // once they are sent: nothing of them is kept while the outcomes come.
     let mut by_partition: BTreeMap<i32, Vec<(usize, String, Vec<u8>)>> = BTreeMap::new();
     let reply_topic = app.topics.replies(&app.config.instance_id);
+    let trace = crate::trace::outgoing_headers();
     for (i, e) in envelopes.into_iter().enumerate() {
         let key = e.partition_key();
         let encoded = serde_json::to_vec(&e);
@@ -241,7 +255,7 @@ pub async fn execute_all(
         match encoded {
             Ok(payload) => {
                 // Each goes out in a `CommandBatch`, alone if it must.
-                let alone = batched_message_size(&key, payload.len(), &reply_topic);
+                let alone = batched_message_size(&key, payload.len(), &reply_topic, &trace);
                 if alone > app.config.max_message_bytes {
                     queued[i] = Err(too_large(alone, app.config.max_message_bytes).into());
                     continue;
@@ -256,23 +270,21 @@ pub async fn execute_all(
         }
     }
     let topic = app.topics.commands();
+    let batch_headers = command_headers(Some(&reply_topic), &trace);
     let mut sends = Vec::new();
     for (partition, commands) in &by_partition {
         for chunk in chunks_by_size(commands, COMMAND_BATCH_BYTES) {
             let indices: Vec<usize> = chunk.iter().map(|(i, _, _)| *i).collect();
             let payload =
                 CommandBatch::encode(chunk.iter().map(|(_, k, p)| (k.as_str(), p.as_slice())));
-            let (topic, reply_topic) = (&topic, &reply_topic);
+            let (topic, headers) = (&topic, &batch_headers);
             sends.push(async move {
                 let sent = match payload {
                     Ok(payload) => {
                         let remaining =
                             deadline.saturating_duration_since(tokio::time::Instant::now());
-                        // The reply topic is the one header: everything else
-                        // is in the envelopes (each header is a row the
-                        // broker writes: tansu stores them one by one).
                         app.publisher
-                            .publish_command_batch(topic, *partition, &payload, reply_topic, remaining)
+                            .publish_command_batch(topic, *partition, &payload, headers, remaining)
                             .await
                             .map_err(|e| {
                                 tracing::warn!(error = %e, partition, "publishing a command batch failed");
@@ -313,14 +325,19 @@ pub async fn execute_all(
 const COMMAND_BATCH_BYTES: usize = 256 * 1024;
 
 /// The message a command of `payload_len` bytes makes alone in a
-/// `CommandBatch` (no key; the reply topic header).
-fn batched_message_size(key: &str, payload_len: usize, reply_topic: &str) -> usize {
+/// `CommandBatch` (no key; the reply topic and trace headers).
+fn batched_message_size(
+    key: &str,
+    payload_len: usize,
+    reply_topic: &str,
+    trace: &[(&'static str, String)],
+) -> usize {
     // The batch's framing around one command, measured rather than assumed.
     let framing = CommandBatch::encode([(key, &b""[..])]).map_or(0, |b| b.len());
     bus::message_size(
         0,
         framing + payload_len,
-        &[(headers::REPLY_TO, reply_topic)],
+        &command_headers(Some(reply_topic), trace),
     )
 }
 
@@ -411,18 +428,17 @@ async fn publish(
     let payload = serde_json::to_vec(&envelope).map_err(|e| ScimError::internal(e.to_string()))?;
     drop(envelope);
     let reply_topic = app.topics.replies(&app.config.instance_id);
-    let reply_header = [(headers::REPLY_TO, reply_topic.as_str())];
-    let header_pairs: &[(&str, &str)] = if wants_reply { &reply_header } else { &[] };
-    let size = bus::message_size(key.len(), payload.len(), header_pairs);
+    let trace = crate::trace::outgoing_headers();
+    let header_pairs = command_headers(wants_reply.then_some(reply_topic.as_str()), &trace);
+    let size = bus::message_size(key.len(), payload.len(), &header_pairs);
     if size > app.config.max_message_bytes {
         return Err(too_large(size, app.config.max_message_bytes).into());
     }
     let topic = app.topics.commands();
-    let reply_to = wants_reply.then_some(reply_topic.as_str());
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     let sent = app
         .publisher
-        .publish_command(&topic, &key, &payload, reply_to, remaining)
+        .publish_command(&topic, &key, &payload, &header_pairs, remaining)
         .await;
     if let Err(e) = sent {
         tracing::warn!(error = %e, %command_id, "publishing a command failed");
@@ -558,14 +574,23 @@ mod tests {
     #[test]
     fn a_batched_command_is_measured_as_the_message_it_makes() {
         let topic = "scimflow.replies.ingress-1";
-        for (key, payload_len) in [("t/r", 0), ("tenant/resource", 10), ("k\"q", 1000)] {
-            let payload = vec![b'x'; payload_len];
-            let message = CommandBatch::encode([(key, payload.as_slice())]).expect("encodes");
-            assert_eq!(
-                batched_message_size(key, payload_len, topic),
-                bus::message_size(0, message.len(), &[(headers::REPLY_TO, topic)]),
-                "{key:?}"
-            );
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let traced = vec![
+            (headers::TRACEPARENT, traceparent.to_string()),
+            (headers::TRACESTATE, "a=1".to_string()),
+        ];
+        for trace in [vec![], traced] {
+            for (key, payload_len) in [("t/r", 0), ("tenant/resource", 10), ("k\"q", 1000)] {
+                let payload = vec![b'x'; payload_len];
+                let message = CommandBatch::encode([(key, payload.as_slice())]).expect("encodes");
+                let mut sent = vec![(headers::REPLY_TO, topic)];
+                sent.extend(trace.iter().map(|(k, v)| (*k, v.as_str())));
+                assert_eq!(
+                    batched_message_size(key, payload_len, topic, &trace),
+                    bus::message_size(0, message.len(), &sent),
+                    "{key:?} {trace:?}"
+                );
+            }
         }
     }
 

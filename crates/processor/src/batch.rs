@@ -38,6 +38,8 @@ use scimflow_shared::store::dead_letters::{
 use scimflow_shared::store::outbox::enqueue_message;
 use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::store::StoreError;
+use scimflow_shared::telemetry;
+use scimflow_shared::trace_context;
 use scimflow_shared::ScimError;
 
 use crate::apply::{apply, ApplyError, BatchCreates, Context};
@@ -281,6 +283,11 @@ pub fn run_batch_with(
                 partition = msg.partition,
                 offset = msg.offset,
             );
+            telemetry::set_parent(&span, msg.trace.as_ref());
+            // Its change events continue the trace from this span.
+            let trace = telemetry::outgoing(&span, msg.trace.as_ref())
+                .map(|c| trace_context::inject(&c))
+                .unwrap_or_default();
             let _in_span = span.enter();
             // A replay may pass its held key, in order: no open letter of
             // the key may come before its own.
@@ -338,6 +345,7 @@ pub fn run_batch_with(
                 topics: settings.topics,
                 pending: &pending,
                 creates: &creates,
+                trace: &trace,
             };
             if !matches!(env.command, Command::CreateUser { .. }) {
                 // It may read or rename users: the batch's new ones go in

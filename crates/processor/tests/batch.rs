@@ -58,6 +58,7 @@ fn inbound(tenant: &Tenant, offset: i64, command: Command) -> Inbound {
         offset,
         key: Some(envelope.partition_key()),
         payload: serde_json::to_vec(&envelope).expect("encodes"),
+        trace: None,
     }
 }
 

@@ -91,7 +91,7 @@ async fn the_loop_applies_answers_dead_letters_and_commits_without_a_broker() {
             &commands,
             &single.partition_key(),
             &payload(&single),
-            Some(&reply_topic),
+            &[(headers::REPLY_TO, reply_topic.as_str())],
             wait,
         )
         .await
@@ -103,7 +103,13 @@ async fn the_loop_applies_answers_dead_letters_and_commits_without_a_broker() {
     .expect("a batch");
     let partition = partition_for(&first.partition_key(), PARTITIONS);
     producer
-        .publish_command_batch(&commands, partition, &batch, &reply_topic, wait)
+        .publish_command_batch(
+            &commands,
+            partition,
+            &batch,
+            &[(headers::REPLY_TO, reply_topic.as_str())],
+            wait,
+        )
         .await
         .expect("published");
     let poison_key = format!("{tenant}/{}", Uuid::now_v7());

@@ -359,6 +359,62 @@ pub struct Config {
     /// request series with the tenant id. Off, the label is empty, so the
     /// series count does not grow with the number of tenants.
     pub metrics_tenant_label: bool,
+    /// Trace export over OTLP (`TracingSettings`); off unless an endpoint
+    /// is set.
+    pub tracing: TracingSettings,
+}
+
+/// Trace export over OTLP/HTTP (protobuf), configured through
+/// OpenTelemetry's own variables, so a collector's usual settings work
+/// unchanged. `OTEL_EXPORTER_OTLP_HEADERS` (and its `_TRACES_` form), for
+/// a collector that wants credentials, is read by the exporter itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TracingSettings {
+    /// Where spans go: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` with `/v1/traces` appended. `None`
+    /// (neither set, or `OTEL_SDK_DISABLED=true`): nothing is exported and
+    /// spans cost what they did before.
+    pub traces_endpoint: Option<String>,
+    /// `OTEL_SERVICE_NAME`; by default each role names itself
+    /// (`scimflow-ingress`, `scimflow-processor`).
+    pub service_name: Option<String>,
+}
+
+impl TracingSettings {
+    /// The service name the spans of `role` are exported under.
+    pub fn service_name(&self, role: &str) -> String {
+        self.service_name
+            .clone()
+            .unwrap_or_else(|| format!("scimflow-{role}"))
+    }
+
+    fn from_sources(src: &Sources<'_>) -> Result<Self, ConfigError> {
+        let disabled: bool = src.parse("OTEL_SDK_DISABLED", false)?;
+        let endpoint = match (
+            src.var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            src.var("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ) {
+            (Some(e), _) => Some(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", e.trim().to_string())),
+            (None, Some(e)) => Some((
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("{}/v1/traces", e.trim().trim_end_matches('/')),
+            )),
+            (None, None) => None,
+        };
+        if let Some((name, url)) = &endpoint {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    name,
+                    value: url.clone(),
+                    reason: "must start with http:// or https:// (OTLP over HTTP)".into(),
+                });
+            }
+        }
+        Ok(TracingSettings {
+            traces_endpoint: endpoint.filter(|_| !disabled).map(|(_, url)| url),
+            service_name: src.var("OTEL_SERVICE_NAME").map(|n| n.trim().to_string()),
+        })
+    }
 }
 
 /// Where settings come from: the environment first, then the file.
@@ -738,6 +794,7 @@ impl Config {
                 })?,
             },
             metrics_tenant_label: src.parse("SCIMFLOW_METRICS_TENANT_LABEL", false)?,
+            tracing: TracingSettings::from_sources(src)?,
         })
     }
 
@@ -859,6 +916,63 @@ mod tests {
         let c = config(&[], FILE).expect("valid");
         assert_eq!(c.kafka.topic_replication, -1, "the broker's default");
         assert!(c.kafka.properties.is_empty());
+    }
+
+    #[test]
+    fn trace_export_follows_opentelemetry_variables() {
+        // (environment, endpoint spans go to, ingress service name)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+        let cases: &[Case<'_>] = &[
+            (&[], None, "scimflow-ingress"),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")],
+                Some("http://collector:4318/v1/traces"),
+                "scimflow-ingress",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        "https://traces.example/in",
+                    ),
+                    ("OTEL_SERVICE_NAME", "scim-eu"),
+                ],
+                Some("https://traces.example/in"),
+                "scim-eu",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                    ("OTEL_SDK_DISABLED", "true"),
+                ],
+                None,
+                "scimflow-ingress",
+            ),
+        ];
+        for (env, endpoint, service) in cases {
+            let c = config(env, FILE).expect("valid");
+            assert_eq!(c.tracing.traces_endpoint.as_deref(), *endpoint, "{env:?}");
+            assert_eq!(c.tracing.service_name("ingress"), *service, "{env:?}");
+        }
+        assert_eq!(
+            config(&[], FILE)
+                .expect("valid")
+                .tracing
+                .service_name("processor"),
+            "scimflow-processor"
+        );
+        let refused = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], FILE);
+        assert!(
+            matches!(
+                refused,
+                Err(ConfigError::Invalid {
+                    name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Tenant bearer tokens (T2): generated here, shown once, stored only as a
 //! SHA-256 hash, compared in constant time.
 
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -11,7 +10,8 @@ const PREFIX: &str = "scimflow_";
 /// so that secret scanners can find leaked ones.
 pub fn generate() -> String {
     let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
+    // The thread's generator is a CSPRNG seeded from the OS.
+    rand::fill(&mut bytes);
     format!("{PREFIX}{}", hex::encode(bytes))
 }
 

@@ -55,6 +55,8 @@ pub struct Context<'a> {
     pub pending: &'a RefCell<PendingWrites>,
     /// The batch's user creates, prepared together.
     pub creates: &'a RefCell<BatchCreates>,
+    /// The trace headers its change events carry (`trace_context`).
+    pub trace: &'a [(&'static str, String)],
 }
 
 pub fn apply(conn: &mut PgConnection, ctx: &Context<'_>) -> Result<Outcome, ApplyError> {
@@ -110,8 +112,11 @@ fn emit_event(
     event: &Value,
 ) -> Result<(), ApplyError> {
     let payload = serde_json::to_vec(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    ctx.pending
-        .borrow_mut()
-        .message(topic, &format!("{tenant_id}/{resource_id}"), payload);
+    ctx.pending.borrow_mut().message(
+        topic,
+        &format!("{tenant_id}/{resource_id}"),
+        payload,
+        ctx.trace,
+    );
     Ok(())
 }

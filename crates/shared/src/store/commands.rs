@@ -113,13 +113,20 @@ impl PendingWrites {
         });
     }
 
-    /// A message for the relay (`enqueue_message`), in order.
-    pub fn message(&mut self, topic: &str, key: &str, payload: Vec<u8>) {
+    /// A message for the relay (`enqueue_message`), in order, with the
+    /// headers it is to be published with.
+    pub fn message(
+        &mut self,
+        topic: &str,
+        key: &str,
+        payload: Vec<u8>,
+        headers: &[(&str, String)],
+    ) {
         self.messages.push((
             topic.to_string(),
             key.to_string(),
             payload,
-            Value::Object(serde_json::Map::new()),
+            super::outbox::headers_json(headers),
         ));
     }
 

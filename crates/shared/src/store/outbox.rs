@@ -18,19 +18,25 @@ pub fn enqueue_message(
     payload: &[u8],
     headers: &[(&str, String)],
 ) -> Result<(), StoreError> {
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
-        .collect();
     diesel::insert_into(outbox::table)
         .values((
             outbox::topic.eq(topic),
             outbox::message_key.eq(key),
             outbox::payload.eq(payload),
-            outbox::headers.eq(Value::Object(headers)),
+            outbox::headers.eq(headers_json(headers)),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// An outbox row's headers: the relay publishes them as they are.
+pub(crate) fn headers_json(headers: &[(&str, String)]) -> Value {
+    Value::Object(
+        headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
