@@ -2,6 +2,7 @@
 //! the ingress, the processor and the CLI run. Callers get typed rows and
 //! typed errors; no SQL text leaves this module.
 
+pub mod activity;
 pub mod commands;
 pub mod dead_letters;
 pub mod filter_sql;
