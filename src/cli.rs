@@ -450,6 +450,20 @@ pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
                     format!("{:?}", c.trusted_proxies)
                 }
             );
+            println!("  admin_api_addr:     {}", c.admin_api_addr);
+            println!(
+                "  admin_token:        {}",
+                if c.admin_token.is_some() {
+                    "<redacted>"
+                } else {
+                    "not set (the admin API does not start)"
+                }
+            );
+            println!(
+                "  activity log:       {} entries per tenant, {} h at most",
+                c.activity_max_rows,
+                c.activity_max_age.as_secs() / 3600
+            );
             if let Ok(path) = std::env::var("SCIMFLOW_CONFIG") {
                 println!("  (environment over the file {path})");
             }

@@ -1,4 +1,4 @@
-//! `scimflow`: one binary for every role (ingress, processor) and every ops
+//! `scimflow`: one binary for every role (ingress, processor, admin API) and every ops
 //! command (migrations, tenants, manual users). Thin: it parses arguments,
 //! reads the configuration and calls into the crates.
 
@@ -30,6 +30,8 @@ enum Cmd {
     Ingress,
     /// Run the command processor (and the outbox relay).
     Processor,
+    /// Serve the admin HTTP API (/admin/v1) on SCIMFLOW_ADMIN_API_ADDR.
+    AdminApi,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(cli::TenantCmd),
@@ -110,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Ingress => scimflow_ingress::run(Config::load()?, shutdown_signal()).await,
         Cmd::Processor => scimflow_processor::run(Config::load()?, shutdown_signal()).await,
+        Cmd::AdminApi => scimflow_admin::api::run(Config::load()?, shutdown_signal()).await,
         Cmd::Tenant(cmd) => cli::tenant(cmd).await,
         Cmd::User(cmd) => cli::user(cmd).await,
         Cmd::Dlq(cmd) => cli::dlq(cmd).await,

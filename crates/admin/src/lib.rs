@@ -8,4 +8,5 @@
 //! It must not write SQL (the store owns it), serve SCIM, or hold a rule
 //! twice: a check made by the CLI and the API is made once, in `service`.
 
+pub mod api;
 pub mod service;

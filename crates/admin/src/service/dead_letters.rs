@@ -89,7 +89,6 @@ impl From<ActionRow> for ActionView {
 pub struct DeadLetterDetail {
     pub dead_letter: DeadLetterView,
     /// The command as it was queued (JSON), or its bytes as text.
-    #[schema(value_type = Object)]
     pub payload: Value,
     pub actions: Vec<ActionView>,
     pub replay_of: Option<i64>,
@@ -103,7 +102,7 @@ pub struct ResolutionView {
     pub replayed: Vec<i64>,
     pub discarded: Vec<i64>,
     /// Letters left as they were, each with the reason.
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub skipped: Vec<(i64, String)>,
 }
 

@@ -132,7 +132,6 @@ impl UserRef {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserRecord {
     /// The user as SCIM renders it.
-    #[schema(value_type = Object)]
     pub user: Value,
     pub roles: RolesView,
     /// Created or last written over SCIM (false: provisioned by hand).
@@ -153,9 +152,7 @@ pub struct HistoryView {
     pub command_id: Option<Uuid>,
     pub request_id: Option<String>,
     pub change: String,
-    #[schema(value_type = Option<Object>)]
     pub before: Option<Value>,
-    #[schema(value_type = Object)]
     pub after: Value,
     pub occurred_at: DateTime<Utc>,
 }
