@@ -728,15 +728,20 @@ async fn admin_api_openapi_document_validates_and_holds_against_the_live_api() {
                 "--checks".into(),
                 "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance".into(),
                 "--max-examples".into(),
-                "25".into(),
+                "20".into(),
                 "--seed".into(),
                 "1".into(),
+                // Its time budget: the run stops generating then.
                 "--max-time".into(),
-                "90".into(),
+                "75".into(),
                 "--request-timeout".into(),
                 "10".into(),
+                // One worker: hypothesis describes its strategies with
+                // `ast.parse`, which CPython 3.11 does not guard across
+                // threads (a spurious "AST constructor recursion depth
+                // mismatch" with more).
                 "--workers".into(),
-                "2".into(),
+                "1".into(),
             ],
         );
         drop(api);
