@@ -46,7 +46,7 @@ pub struct ApiState {
 /// An RFC 9457 problem.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI naming the kind of problem.
+    /// A URI naming the kind of problem (`urn:scimflow:problem:<kind>`).
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -114,7 +114,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let body = Problem {
-            kind: format!("https://scimflow.dev/problems/{kind}"),
+            kind: format!("urn:scimflow:problem:{kind}"),
             title: title.into(),
             status: status.as_u16(),
             detail,

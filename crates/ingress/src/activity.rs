@@ -192,6 +192,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let recorder = Recorder { tx };
+        let entry = || NewActivity {
+            tenant_id: Uuid::nil(),
+            occurred_at: Utc::now(),
+            method: "GET".into(),
+            resource_type: None,
+            resource_id: None,
+            status: 200,
+            request_id: None,
+            user_id: None,
+            scim_type: None,
+            detail: None,
+        };
+        let before = DROPPED.get();
+        recorder.record(entry());
+        recorder.record(entry());
+        recorder.record(entry());
+        assert!(rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_err(), "one queued");
+        assert!(DROPPED.get() >= before + 2, "two dropped and counted");
+    }
+
+    #[test]
     fn a_path_names_its_resource_and_user() {
         let u = "0190a4b2-7c3e-7d1a-9f00-000000000001";
         let t = "0190a4b2-7c3e-7d1a-9f00-0000000000ff";
