@@ -195,6 +195,8 @@ async fn admin_api_makes_a_tenant_that_provisions_and_shows_it_then_rotates_its_
         json!({"name": "acme", "colour": "red"}),
         json!({"name": "x".repeat(201)}),
         json!({"name": "acme", "external_ref": "   "}),
+        json!({"name": "nul\u{0}inside"}),
+        json!({"name": "acme", "features": "voice"}),
         json!([1, 2]),
     ] {
         api.call(Method::POST, "/admin/v1/tenants", Some(bad))
@@ -227,7 +229,7 @@ async fn admin_api_makes_a_tenant_that_provisions_and_shows_it_then_rotates_its_
         .call(
             Method::POST,
             "/admin/v1/tenants",
-            Some(json!({"name": "Other"})),
+            Some(json!({"name": "Zürich € 🎉"})),
         )
         .await;
     assert_eq!(other.status, 201, "{}", other.body);
@@ -238,7 +240,7 @@ async fn admin_api_makes_a_tenant_that_provisions_and_shows_it_then_rotates_its_
     assert_eq!(page.body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(page.body["items"][0]["tenant_id"], t.id.as_str());
     let second = api.get("/admin/v1/tenants?offset=1&limit=1").await;
-    assert_eq!(second.body["items"][0]["name"], "Other");
+    assert_eq!(second.body["items"][0]["name"], "Zürich € 🎉");
     for bad in [
         "?limit=0",
         "?limit=201",
@@ -366,9 +368,11 @@ async fn admin_api_makes_a_tenant_that_provisions_and_shows_it_then_rotates_its_
     ))
     .await
     .assert_problem(404);
-    api.get(&format!("/admin/v1/tenants/{}/users/nobody", t.id))
-        .await
-        .assert_problem(400);
+    for bad in ["nobody", "a%00@admin.example", "%20"] {
+        api.get(&format!("/admin/v1/tenants/{}/users/{bad}", t.id))
+            .await
+            .assert_problem(400);
+    }
 
     // Rotate: the new token is shown once, the old one is refused over SCIM.
     let rotated = api

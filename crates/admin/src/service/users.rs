@@ -16,10 +16,12 @@ use scimflow_shared::store::commands::{history, record_history, HistoryEntry, Hi
 use scimflow_shared::store::tenants;
 use scimflow_shared::store::users::{self, UserRow};
 
-use super::{Result, ServiceError};
+use super::{text, Result, ServiceError};
 
-/// The longest email an operator may name.
+/// The longest email an operator may name, and the longest name part
+/// (SCIM's string bound).
 const MAX_EMAIL: usize = 320;
+const MAX_NAME: usize = scimflow_shared::scim::user::MAX_STRING_LEN;
 
 /// What `user create` provisions.
 pub struct ManualUser {
@@ -35,7 +37,15 @@ pub fn create_manual(
     tenant: Uuid,
     new: ManualUser,
 ) -> Result<Value> {
-    let email = new.email.trim().to_string();
+    let email = text("email", &new.email, MAX_EMAIL)?;
+    let given_name = new
+        .given_name
+        .map(|g| text("given name", &g, MAX_NAME))
+        .transpose()?;
+    let family_name = new
+        .family_name
+        .map(|f| text("family name", &f, MAX_NAME))
+        .transpose()?;
     if !looks_like_email(&email) {
         return Err(ServiceError::Invalid(format!(
             "{email:?} is not an email address"
@@ -55,10 +65,10 @@ pub fn create_manual(
             }
         }
         let mut name = serde_json::Map::new();
-        if let Some(g) = new.given_name {
+        if let Some(g) = given_name {
             name.insert("givenName".into(), Value::String(g));
         }
-        if let Some(f) = new.family_name {
+        if let Some(f) = family_name {
             name.insert("familyName".into(), Value::String(f));
         }
         let mut attrs = json!({
@@ -113,17 +123,17 @@ pub enum UserRef {
 
 impl UserRef {
     /// A UUID is an id; anything else an email.
-    pub fn parse(text: &str) -> Result<UserRef> {
-        let text = text.trim();
-        if let Ok(id) = Uuid::parse_str(text) {
+    pub fn parse(raw: &str) -> Result<UserRef> {
+        let named = text("user", raw, MAX_EMAIL)?;
+        if let Ok(id) = Uuid::parse_str(&named) {
             return Ok(UserRef::Id(id));
         }
-        if text.len() > MAX_EMAIL || !looks_like_email(text) {
+        if !looks_like_email(&named) {
             return Err(ServiceError::Invalid(
                 "a user is named by its id or its email address".into(),
             ));
         }
-        Ok(UserRef::Email(text.to_string()))
+        Ok(UserRef::Email(named))
     }
 }
 
@@ -204,4 +214,33 @@ pub fn show(
             .map(HistoryView::from)
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_is_named_by_id_or_email_and_nothing_else() {
+        let id = "0190a4b2-7c3e-7d1a-9f00-000000000001";
+        // (named, id?, email?)
+        let cases = [
+            (id, Some(id), None),
+            (" ada@example.com ", None, Some("ada@example.com")),
+            ("nobody", None, None),
+            ("a\u{0}@example.com", None, None),
+            ("", None, None),
+        ];
+        for (named, want_id, want_email) in cases {
+            let (got_id, got_email) = match UserRef::parse(named) {
+                Ok(UserRef::Id(i)) => (Some(i.to_string()), None),
+                Ok(UserRef::Email(e)) => (None, Some(e)),
+                Err(_) => (None, None),
+            };
+            assert_eq!(got_id.as_deref(), want_id, "{named:?}");
+            assert_eq!(got_email.as_deref(), want_email, "{named:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(400));
+        assert!(UserRef::parse(&long).is_err());
+    }
 }
