@@ -704,9 +704,12 @@ async fn admin_api_openapi_document_validates_and_holds_against_the_live_api() {
     let file = stack.logs.join(format!("{}-openapi.json", stack.name));
     std::fs::write(&file, doc.body.to_string()).expect("write the document");
 
+    // schemathesis keeps a cache where it runs: in the test's files.
+    let workdir = stack.logs.clone();
     let run = move |program: &str, args: Vec<String>| {
         let out = Command::new(format!("{tools}/{program}"))
             .args(&args)
+            .current_dir(&workdir)
             .output()
             .unwrap_or_else(|e| panic!("run {program}: {e}"));
         let text = format!(
