@@ -502,6 +502,43 @@ async fn admin_api_activity_log_shows_rejected_writes_with_their_scim_error() {
     assert_eq!(s.body["writes_last_hour"], 1, "{}", s.body);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_activity_log_keeps_the_newest_entries_per_tenant() {
+    let stack = Stack::new("admin_pruned")
+        .with_env("SCIMFLOW_ACTIVITY_MAX_ROWS", "3")
+        .started()
+        .await;
+    let api = AdminApi::start(&stack).await;
+    let (busy, quiet) = (stack.tenant(""), stack.tenant(""));
+    for i in 1..=6 {
+        let r = busy
+            .http
+            .get(format!("{}/Users", busy.base))
+            .bearer_auth(&busy.token)
+            .header("x-request-id", format!("r{i}"))
+            .send()
+            .await
+            .expect("SCIM GET");
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(quiet.get("/Users").await.status, 200);
+    // Pruned by the writer every few seconds: the newest 3 are kept.
+    let kept = eventually("the log to be pruned", Duration::from_secs(60), || {
+        let found = api.activity(&busy.id, "");
+        async move {
+            let found = found.await;
+            (found.len() == 3 && found[0]["request_id"] == "r6").then_some(found)
+        }
+    })
+    .await;
+    let ids: Vec<&str> = kept
+        .iter()
+        .filter_map(|e| e["request_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["r6", "r5", "r4"]);
+    assert_eq!(api.activity(&quiet.id, "").await.len(), 1, "per tenant");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn admin_api_replays_and_discards_dead_letters() {
     let stack = Stack::new("admin_dlq")

@@ -32,8 +32,8 @@ use crate::AppState;
 const QUEUE: usize = 10_000;
 /// Entries per insert, at most.
 const BATCH: usize = 500;
-/// How often the log is pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often the log is pruned (each tenant that made requests since).
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 pub static DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
     let c = IntCounter::new(
@@ -89,8 +89,14 @@ async fn write_batches(
 ) {
     let mut seen: HashSet<Uuid> = HashSet::new();
     let mut last_prune = Instant::now();
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
+    loop {
+        // Wake up at least once per pruning interval, so an idle
+        // ingress still prunes what it wrote.
+        let mut batch = match tokio::time::timeout(PRUNE_EVERY, rx.recv()).await {
+            Ok(Some(first)) => vec![first],
+            Ok(None) => break,
+            Err(_) => Vec::new(),
+        };
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(e) => batch.push(e),
@@ -102,11 +108,16 @@ async fn write_batches(
             last_prune = Instant::now();
             seen.drain().collect()
         });
+        if batch.is_empty() && prune.is_none() {
+            continue;
+        }
         let n = batch.len() as u64;
         let pool = pool.clone();
         let written = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            activity::insert_batch(&mut conn, &batch)?;
+            if !batch.is_empty() {
+                activity::insert_batch(&mut conn, &batch)?;
+            }
             if let Some(tenants) = prune {
                 activity::prune(&mut conn, &tenants, max_rows, max_age)?;
             }
