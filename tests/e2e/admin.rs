@@ -760,7 +760,7 @@ async fn admin_api_openapi_document_validates_and_holds_against_the_live_api() {
     let path = file.display().to_string();
     tokio::task::spawn_blocking(move || {
         run("openapi-spec-validator", vec![path.clone()]);
-        run(
+        let report = run(
             "schemathesis",
             vec![
                 "run".into(),
@@ -788,6 +788,13 @@ async fn admin_api_openapi_document_validates_and_holds_against_the_live_api() {
                 "1".into(),
             ],
         );
+        // What it tried, for `--nocapture`.
+        for line in report
+            .lines()
+            .filter(|l| l.contains("generated") || l.contains("Scenarios") || l.starts_with("=="))
+        {
+            println!("schemathesis: {}", line.trim());
+        }
         drop(api);
     })
     .await
