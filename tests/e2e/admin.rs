@@ -225,6 +225,15 @@ async fn admin_api_makes_a_tenant_that_provisions_and_shows_it_then_rotates_its_
         "the token is never shown again"
     );
     assert_eq!(again.body["tenant"]["tenant_id"], t.id.as_str());
+    // One implementation: the CLI lists what the API made.
+    let listed = stack.cli(&["tenant", "list", "--json"]);
+    let by_cli = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|x| x["tenant_id"] == t.id.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(by_cli["external_ref"], "org_42", "{listed}");
+    assert_eq!(by_cli["features"], json!(["voice"]));
     let other = api
         .call(
             Method::POST,
