@@ -15,9 +15,10 @@ COPY crates/shared/Cargo.toml crates/shared/
 COPY crates/bus/Cargo.toml crates/bus/
 COPY crates/ingress/Cargo.toml crates/ingress/
 COPY crates/processor/Cargo.toml crates/processor/
-RUN mkdir -p src crates/shared/src crates/shared/benches crates/bus/src crates/ingress/src crates/processor/src \
+COPY crates/admin/Cargo.toml crates/admin/
+RUN mkdir -p src crates/shared/src crates/shared/benches crates/bus/src crates/ingress/src crates/processor/src crates/admin/src \
     && touch src/main.rs crates/shared/src/lib.rs crates/shared/benches/hot_path.rs crates/bus/src/lib.rs \
-       crates/ingress/src/lib.rs crates/processor/src/lib.rs \
+       crates/ingress/src/lib.rs crates/processor/src/lib.rs crates/admin/src/lib.rs \
     && cargo fetch --locked
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -46,6 +46,24 @@ ensure_scim2_tester() {
   echo "$SCIM2_PINS" >"$SCIM2_VENV/.pins"
 }
 
+# The admin API's checkers (the OpenAPI document's validator, and
+# schemathesis, which tests the live API against it), pinned, in a
+# virtualenv cached per user.
+ADMIN_TOOLS_PINS="openapi-spec-validator==0.9.0 schemathesis==4.32.5"
+ADMIN_TOOLS_VENV="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/admin-api-venv"
+ensure_admin_api_tools() {
+  if [ -x "$ADMIN_TOOLS_VENV/bin/schemathesis" ] && [ "$(cat "$ADMIN_TOOLS_VENV/.pins" 2>/dev/null)" = "$ADMIN_TOOLS_PINS" ]; then
+    return
+  fi
+  log "installing $ADMIN_TOOLS_PINS"
+  rm -rf "$ADMIN_TOOLS_VENV"
+  python3 -m venv "$ADMIN_TOOLS_VENV" || die "python3 -m venv failed"
+  # shellcheck disable=SC2086
+  "$ADMIN_TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check $ADMIN_TOOLS_PINS \
+    || die "installing the admin API's checkers failed"
+  echo "$ADMIN_TOOLS_PINS" >"$ADMIN_TOOLS_VENV/.pins"
+}
+
 # The deployment files' schema validators (scripts/check-deploy), pinned in
 # deploy/validators.txt, in a virtualenv cached per user.
 DEPLOY_VENV="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/deploy-venv"

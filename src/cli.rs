@@ -1,20 +1,17 @@
-//! Ops commands: tenants (T1–T4), manual users (I3), configuration.
-//! Secrets are printed once, at creation or rotation, and never logged.
+//! Ops commands: tenants (T1–T4), manual users (I3), dead letters,
+//! configuration. Argument parsing and printing only: the operations are
+//! `scimflow_admin::service`'s, shared with the admin API. Secrets are
+//! printed once, at creation or rotation, and never logged.
 
-use anyhow::{bail, Context as _};
-use chrono::Utc;
+use anyhow::Context as _;
 use clap::Subcommand;
 use diesel::{Connection, PgConnection};
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
+use scimflow_admin::service::dead_letters::ResolutionView;
+use scimflow_admin::service::{tenants, users, Page};
 use scimflow_shared::config::Config;
-use scimflow_shared::rules::identity::looks_like_email;
-use scimflow_shared::rules::roles::{Feature, Roles};
-use scimflow_shared::store::commands::{history, record_history, HistoryEntry};
-use scimflow_shared::store::tenants::{self, TenantRow};
-use scimflow_shared::store::users::{self, UserRow};
-use scimflow_shared::token;
 
 #[derive(Subcommand)]
 pub enum TenantCmd {
@@ -153,10 +150,12 @@ fn actor() -> String {
 }
 
 pub async fn dlq(cmd: DlqCmd) -> anyhow::Result<()> {
-    use scimflow_shared::store::dead_letters;
+    use scimflow_admin::service::dead_letters::{self, ReplayWhat};
     match cmd {
         DlqCmd::List { tenant, all, json } => {
-            let rows = with_db(move |conn, _| Ok(dead_letters::list(conn, tenant, all)?)).await?;
+            let rows =
+                with_db(move |conn, _| Ok(dead_letters::list(conn, tenant, all, Page::ALL)?))
+                    .await?;
             if json {
                 println!("{}", serde_json::to_string(&rows)?);
             } else if rows.is_empty() {
@@ -183,21 +182,9 @@ pub async fn dlq(cmd: DlqCmd) -> anyhow::Result<()> {
             Ok(())
         }
         DlqCmd::Show { id, json } => {
-            let (row, actions, replayed_as) = with_db(move |conn, _| {
-                let (row, actions) = dead_letters::find(conn, id)?
-                    .ok_or_else(|| anyhow::anyhow!("no dead letter {id}"))?;
-                Ok((row, actions, dead_letters::replayed_as(conn, id)?))
-            })
-            .await?;
-            let payload: Value = serde_json::from_slice(&row.payload).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&row.payload).into_owned())
-            });
-            // `replay_of`: the letter this replay failed again from;
-            // `replayed_as`: the letters its own replays became.
-            let shown = json!({"dead_letter": row, "payload": payload, "actions": actions,
-                               "replay_of": row.replay_of, "replayed_as": replayed_as});
+            let shown = with_db(move |conn, _| Ok(dead_letters::show(conn, id)?)).await?;
             if json {
-                println!("{shown}");
+                println!("{}", serde_json::to_string(&shown)?);
             } else {
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             }
@@ -210,16 +197,11 @@ pub async fn dlq(cmd: DlqCmd) -> anyhow::Result<()> {
             json,
         } => {
             let who = actor();
-            let done = with_db(move |conn, _| {
-                let ids = id.map(|i| vec![i]);
-                Ok(dead_letters::replay(
-                    conn,
-                    if all { None } else { ids.as_deref() },
-                    tenant,
-                    &who,
-                )?)
-            })
-            .await?;
+            let what = match id {
+                Some(id) if !all => ReplayWhat::Ids(vec![id]),
+                _ => ReplayWhat::AllOpen { tenant },
+            };
+            let done = with_db(move |conn, _| Ok(dead_letters::replay(conn, what, &who)?)).await?;
             print_resolution(&done, json)
         }
         DlqCmd::Discard { id, reason, json } => {
@@ -231,10 +213,7 @@ pub async fn dlq(cmd: DlqCmd) -> anyhow::Result<()> {
     }
 }
 
-fn print_resolution(
-    done: &scimflow_shared::store::dead_letters::Resolution,
-    json: bool,
-) -> anyhow::Result<()> {
+fn print_resolution(done: &ResolutionView, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(done)?);
         return Ok(());
@@ -260,22 +239,6 @@ pub enum ConfigCmd {
     Check,
 }
 
-fn parse_features(raw: &[String]) -> anyhow::Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for f in raw.iter().map(|f| f.trim()).filter(|f| !f.is_empty()) {
-        match Feature::parse(f) {
-            Some(feature) => {
-                let name = feature.as_str().to_string();
-                if !out.contains(&name) {
-                    out.push(name);
-                }
-            }
-            None => bail!("unknown plan feature {f:?} (known: voice, listener)"),
-        }
-    }
-    Ok(out)
-}
-
 async fn with_db<T: Send + 'static>(
     f: impl FnOnce(&mut PgConnection, &Config) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
@@ -295,44 +258,28 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
             features,
             json,
         } => {
-            let features = parse_features(&features)?;
-            let (row, secret, base) = with_db(move |conn, config| {
-                let secret = token::generate();
-                let row = TenantRow {
-                    id: Uuid::now_v7(),
-                    name,
-                    token_hash: token::hash(&secret),
-                    features,
-                    created_at: Utc::now(),
-                    token_rotated_at: None,
-                    suspended_at: None,
-                    deleted_at: None,
-                };
-                tenants::insert(conn, &row)?;
-                let base = config.scim_base_url(row.id);
-                Ok((row, secret, base))
-            })
-            .await?;
+            let new = tenants::NewTenant {
+                name,
+                features,
+                external_ref: None,
+            };
+            let created =
+                with_db(move |conn, config| Ok(tenants::create(conn, config, new)?)).await?;
+            let (t, secret) = (created.tenant, created.token.unwrap_or_default());
             if json {
                 println!(
                     "{}",
-                    json!({"tenant_id": row.id, "scim_base_url": base, "token": secret, "features": row.features})
+                    json!({"tenant_id": t.tenant_id, "scim_base_url": t.scim_base_url, "token": secret, "features": t.features})
                 );
             } else {
-                println!("tenant:        {} ({})", row.id, row.name);
-                println!("SCIM base URL: {base}");
+                println!("tenant:        {} ({})", t.tenant_id, t.name);
+                println!("SCIM base URL: {}", t.scim_base_url);
                 println!("Bearer token:  {secret}   (shown once)");
             }
             Ok(())
         }
         TenantCmd::Suspend { tenant, json } => {
-            with_db(move |conn, _| {
-                if !tenants::set_suspended(conn, tenant, true)? {
-                    bail!("no tenant {tenant}");
-                }
-                Ok(())
-            })
-            .await?;
+            with_db(move |conn, _| Ok(tenants::suspend(conn, tenant)?)).await?;
             if json {
                 println!("{}", json!({"tenant_id": tenant, "status": "suspended"}));
             } else {
@@ -342,26 +289,13 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
         }
         TenantCmd::Resume { tenant, json } => {
             let who = actor();
-            let done = with_db(move |conn, _| {
-                if !tenants::set_suspended(conn, tenant, false)? {
-                    bail!("no tenant {tenant}");
-                }
-                Ok(
-                    scimflow_shared::store::dead_letters::replay_held_for_suspension(
-                        conn, tenant, &who,
-                    )?,
-                )
-            })
-            .await?;
+            let replayed = with_db(move |conn, _| Ok(tenants::resume(conn, tenant, &who)?)).await?;
             if json {
-                println!(
-                    "{}",
-                    json!({"tenant_id": tenant, "replayed": done.replayed})
-                );
+                println!("{}", json!({"tenant_id": tenant, "replayed": replayed}));
             } else {
                 println!(
                     "tenant {tenant} resumed; {} held command(s) replayed",
-                    done.replayed.len()
+                    replayed.len()
                 );
             }
             Ok(())
@@ -371,19 +305,9 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
             confirm,
             json,
         } => {
-            if !confirm {
-                bail!("deleting a tenant purges all its data; pass --confirm to do it");
-            }
-            let purged = with_db(move |conn, config| {
-                let topics = scimflow_bus::Topics::new(&config.topic_prefix);
-                tenants::delete(
-                    conn,
-                    tenant,
-                    &[topics.user_changes(), topics.group_changes()],
-                )?
-                .ok_or_else(|| anyhow::anyhow!("no tenant {tenant}"))
-            })
-            .await?;
+            let purged =
+                with_db(move |conn, config| Ok(tenants::delete(conn, config, tenant, confirm)?))
+                    .await?;
             if json {
                 println!("{}", json!({"tenant_id": tenant, "purged": purged}));
             } else {
@@ -392,41 +316,24 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
             Ok(())
         }
         TenantCmd::List { json } => {
-            let rows = with_db(|conn, config| {
-                Ok(tenants::list(conn)?
-                    .into_iter()
-                    .map(|t| {
-                        let status = if t.deleted_at.is_some() { "deleted" } else if t.suspended_at.is_some() { "suspended" } else { "active" };
-                        json!({"tenant_id": t.id, "name": t.name, "features": t.features, "status": status,
-                               "scim_base_url": config.scim_base_url(t.id), "created_at": t.created_at,
-                               "token_rotated_at": t.token_rotated_at})
-                    })
-                    .collect::<Vec<Value>>())
-            })
-            .await?;
+            let rows =
+                with_db(|conn, config| Ok(tenants::list(conn, config, Page::ALL)?.1)).await?;
             if json {
-                println!("{}", Value::Array(rows));
+                println!("{}", serde_json::to_string(&rows)?);
             } else {
                 for r in rows {
                     println!(
                         "{}  {}  features={}",
-                        r["tenant_id"].as_str().unwrap_or(""),
-                        r["name"].as_str().unwrap_or(""),
-                        r["features"]
+                        r.tenant_id,
+                        r.name,
+                        serde_json::to_string(&r.features)?
                     );
                 }
             }
             Ok(())
         }
         TenantCmd::RotateToken { tenant, json } => {
-            let secret = with_db(move |conn, _| {
-                let secret = token::generate();
-                if !tenants::set_token_hash(conn, tenant, &token::hash(&secret))? {
-                    bail!("no tenant {tenant}");
-                }
-                Ok(secret)
-            })
-            .await?;
+            let secret = with_db(move |conn, _| Ok(tenants::rotate_token(conn, tenant)?)).await?;
             if json {
                 println!("{}", json!({"tenant_id": tenant, "token": secret}));
             } else {
@@ -439,15 +346,8 @@ pub async fn tenant(cmd: TenantCmd) -> anyhow::Result<()> {
             features,
             json,
         } => {
-            let features = parse_features(&features)?;
-            let shown = features.clone();
-            with_db(move |conn, _| {
-                if !tenants::set_features(conn, tenant, &features)? {
-                    bail!("no tenant {tenant}");
-                }
-                Ok(())
-            })
-            .await?;
+            let shown =
+                with_db(move |conn, _| Ok(tenants::set_features(conn, tenant, &features)?)).await?;
             if json {
                 println!("{}", json!({"tenant_id": tenant, "features": shown}));
             } else {
@@ -467,72 +367,14 @@ pub async fn user(cmd: UserCmd) -> anyhow::Result<()> {
             family_name,
             json,
         } => {
-            let email = email.trim().to_string();
-            if !looks_like_email(&email) {
-                bail!("{email:?} is not an email address");
-            }
-            let row = with_db(move |conn, config| {
-                conn.transaction(|conn| {
-                    if tenants::find(conn, tenant)?.is_none() {
-                        bail!("no tenant {tenant}");
-                    }
-                    let identity = email.to_lowercase();
-                    if let Some(existing) = users::find_by_email(conn, tenant, &identity)? {
-                        if existing.deleted_at.is_none() {
-                            bail!("user {} already has this email", existing.id);
-                        }
-                    }
-                    let mut name = serde_json::Map::new();
-                    if let Some(g) = given_name {
-                        name.insert("givenName".into(), Value::String(g));
-                    }
-                    if let Some(f) = family_name {
-                        name.insert("familyName".into(), Value::String(f));
-                    }
-                    let mut attrs = json!({
-                        "userName": email,
-                        "emails": [{"value": email, "type": "work", "primary": true}],
-                    });
-                    if !name.is_empty() {
-                        attrs["name"] = Value::Object(name);
-                    }
-                    let now = Utc::now();
-                    let roles = Roles::DEFAULT;
-                    let row = UserRow {
-                        id: Uuid::now_v7(),
-                        tenant_id: tenant,
-                        user_name: email.clone(),
-                        external_id: None,
-                        primary_email: identity.clone(),
-                        active: true,
-                        primary_role: roles.primary.as_str().into(),
-                        permission: roles.permission.as_str().into(),
-                        attrs,
-                        scim_managed: false,
-                        version: 1,
-                        created_at: now,
-                        updated_at: now,
-                        deleted_at: None,
-                    };
-                    users::insert(conn, &row)?;
-                    record_history(
-                        conn,
-                        HistoryEntry {
-                            tenant_id: tenant,
-                            user_id: row.id,
-                            command_id: None,
-                            request_id: None,
-                            change: "manually_provisioned",
-                            before: None,
-                            after: json!({"primary_email": identity, "user_name": email, "active": true,
-                                          "deleted": false, "roles": {"primary": row.primary_role, "permission": row.permission}}),
-                        },
-                    )?;
-                    let view = row.view()?;
-                    Ok(view.render(&config.scim_base_url(tenant)))
-                })
-            })
-            .await?;
+            let new = users::ManualUser {
+                email,
+                given_name,
+                family_name,
+            };
+            let row =
+                with_db(move |conn, config| Ok(users::create_manual(conn, config, tenant, new)?))
+                    .await?;
             if json {
                 println!("{row}");
             } else {
@@ -548,24 +390,11 @@ pub async fn user(cmd: UserCmd) -> anyhow::Result<()> {
             email,
             json,
         } => {
-            let shown = with_db(move |conn, config| {
-                let identity = email.trim().to_lowercase();
-                let Some(row) = users::find_by_email(conn, tenant, &identity)? else {
-                    bail!("no user with email {email} in tenant {tenant}");
-                };
-                let view = row.view()?;
-                let hist = history(conn, tenant, row.id)?;
-                Ok(json!({
-                    "user": view.render(&config.scim_base_url(tenant)),
-                    "roles": {"primary": row.primary_role, "permission": row.permission},
-                    "scim_managed": row.scim_managed,
-                    "deleted_at": row.deleted_at,
-                    "history": hist,
-                }))
-            })
-            .await?;
+            let who = users::UserRef::Email(email);
+            let shown =
+                with_db(move |conn, config| Ok(users::show(conn, config, tenant, &who)?)).await?;
             if json {
-                println!("{shown}");
+                println!("{}", serde_json::to_string(&shown)?);
             } else {
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             }
@@ -626,6 +455,20 @@ pub fn config(cmd: ConfigCmd) -> anyhow::Result<()> {
                 } else {
                     format!("{:?}", c.trusted_proxies)
                 }
+            );
+            println!("  admin_api_addr:     {}", c.admin_api_addr);
+            println!(
+                "  admin_token:        {}",
+                if c.admin_token.is_some() {
+                    "<redacted>"
+                } else {
+                    "not set (the admin API does not start)"
+                }
+            );
+            println!(
+                "  activity log:       {} entries per tenant, {} h at most",
+                c.activity_max_rows,
+                c.activity_max_age.as_secs() / 3600
             );
             if let Ok(path) = std::env::var("SCIMFLOW_CONFIG") {
                 println!("  (environment over the file {path})");

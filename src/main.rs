@@ -1,4 +1,4 @@
-//! `scimflow`: one binary for every role (ingress, processor) and every ops
+//! `scimflow`: one binary for every role (ingress, processor, admin API) and every ops
 //! command (migrations, tenants, manual users). Thin: it parses arguments,
 //! reads the configuration and calls into the crates.
 
@@ -31,6 +31,8 @@ enum Cmd {
     Ingress,
     /// Run the command processor (and the outbox relay).
     Processor,
+    /// Serve the admin HTTP API (/admin/v1) on SCIMFLOW_ADMIN_API_ADDR.
+    AdminApi,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(cli::TenantCmd),
@@ -78,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // A role sets up its logs once it has read its configuration, which
     // says where its spans go.
-    if !matches!(args.command, Cmd::Ingress | Cmd::Processor) {
+    if !matches!(args.command, Cmd::Ingress | Cmd::Processor | Cmd::AdminApi) {
         telemetry::init(None)?;
     }
     match args.command {
@@ -101,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Ingress => run_role("ingress", scimflow_ingress::run).await,
         Cmd::Processor => run_role("processor", scimflow_processor::run).await,
+        Cmd::AdminApi => run_role("admin-api", scimflow_admin::api::run).await,
         Cmd::Tenant(cmd) => cli::tenant(cmd).await,
         Cmd::User(cmd) => cli::user(cmd).await,
         Cmd::Dlq(cmd) => cli::dlq(cmd).await,

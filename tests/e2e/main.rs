@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary, the real broker, the real database.
 //! Run through `./scripts/test`, which starts both servers.
 
+mod admin;
 mod bounds;
 mod bulk;
 mod common;

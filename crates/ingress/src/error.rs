@@ -113,6 +113,10 @@ impl IntoResponse for IngressError {
         };
         let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = scim_json(status, &err.to_body());
+        resp.extensions_mut().insert(crate::activity::ErrorNote {
+            scim_type: err.scim_type.map(|t| t.as_str().to_string()),
+            detail: err.detail.clone(),
+        });
         if retry || err.status == 503 || err.status == 429 {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -3,15 +3,19 @@
 //! topic and answers with the processor's committed outcome (request-reply
 //! over Kafka), and serves reads straight from PostgreSQL.
 //!
-//! It must not apply product rules or write to the database: every write
-//! goes through Kafka and the processor, so that one user's writes are
-//! ordered however many ingresses run. It reaches Kafka only through
+//! It must not apply product rules or write tenants' data to the
+//! database: every write goes through Kafka and the processor, so that one
+//! user's writes are ordered however many ingresses run. The one table it
+//! writes is its own record of requests, the activity log (`activity`),
+//! off the request path. It reaches Kafka only through
 //! `scimflow_bus` (a `Publisher` for commands, a `ReplyStream` for
-//! outcomes), which is what lets the router run on the in-memory bus. Errors become HTTP responses in one
+//! outcomes), which is what lets the router run on the in-memory bus.
+//! Errors become HTTP responses in one
 //! place, `error.rs`. What bounds the work a client can make it do (body
 //! size, requests in flight, time per request, rate, failed logins) is in
 //! `body.rs` and `limits.rs`.
 
+pub mod activity;
 mod auth;
 mod body;
 mod bulk;
@@ -64,6 +68,8 @@ pub struct AppState {
     /// commands are grouped by the partition their keys land in
     /// (`write::execute_all`).
     pub command_partitions: i32,
+    /// The activity log's queue (`activity`).
+    pub activity: activity::Recorder,
     pub config: Arc<Config>,
 }
 
@@ -131,6 +137,11 @@ fn routes(state: AppState) -> Router {
             state.clone(),
             limits::in_flight,
         ))
+        // Inside `metrics::track`, whose slot names the authenticated tenant.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            activity::record,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -171,10 +182,12 @@ impl AppState {
         pool: PgPool,
         publisher: Publisher,
         replies: ReplyStream,
+        activity: activity::Recorder,
         command_partitions: i32,
         replies_stop: watch::Receiver<bool>,
     ) -> AppState {
         AppState {
+            activity,
             pool,
             publisher,
             topics: Arc::new(Topics::new(&config.topic_prefix)),
@@ -255,11 +268,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         .await
         .context("starting the reply consumer")?;
     let addr = config.http_addr;
+    let (activity, activity_writer) = activity::Recorder::start(
+        pool.clone(),
+        config.activity_max_rows,
+        config.activity_max_age,
+    );
     let state = AppState::new(
         config,
         pool,
         publisher,
         replies,
+        activity,
         command_partitions,
         replies_stopped,
     );
@@ -302,6 +321,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         })
         .await
         .context("serving HTTP")?;
+    // Every request is answered: write what the activity log still queues.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), activity_writer).await;
     let _ = replies_stop.send(true);
     tracing::info!("ingress stopped");
     Ok(())

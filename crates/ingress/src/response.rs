@@ -30,7 +30,17 @@ pub fn with_etag(mut resp: Response, etag: Option<&str>) -> Response {
 pub fn from_outcome(outcome: &Outcome) -> Response {
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = match &outcome.body {
-        Some(body) => scim_json(status, body),
+        Some(body) => {
+            let mut resp = scim_json(status, body);
+            // A rule's refusal, for the activity log.
+            if status.as_u16() >= 400 {
+                resp.extensions_mut().insert(crate::activity::ErrorNote {
+                    scim_type: body["scimType"].as_str().map(str::to_string),
+                    detail: body["detail"].as_str().unwrap_or_default().to_string(),
+                });
+            }
+            resp
+        }
         None => {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = status;

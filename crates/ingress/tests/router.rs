@@ -4,6 +4,8 @@
 //! what a test sees is what the router answers, and what it publishes is
 //! on the fake bus's topics.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -15,6 +17,7 @@ use uuid::Uuid;
 
 use scimflow_bus::fake::FakeBus;
 use scimflow_bus::{headers, partition_for, Publisher, Received, ReplyStream, Topics};
+use scimflow_ingress::activity::Recorder;
 use scimflow_ingress::{router, AppState};
 use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ReplyBatch};
 use scimflow_shared::config::Config;
@@ -70,11 +73,13 @@ impl Harness {
         bus.create_topic(&topics.commands(), PARTITIONS);
         bus.create_topic(&topics.replies(INSTANCE), 1);
         let (stop, stopped) = watch::channel(false);
+        let (activity, _writer) = Recorder::start(pool.clone(), 1_000, Duration::from_secs(3600));
         let state = AppState::new(
             config,
             pool,
             Publisher::fake(&bus),
             ReplyStream::fake(&bus, &topics.replies(INSTANCE)),
+            activity,
             PARTITIONS,
             stopped,
         );

@@ -63,7 +63,34 @@ pub const SETTINGS: &[&str] = &[
     "SCIMFLOW_TRUSTED_PROXIES",
     "SCIMFLOW_TOPIC_REPLICATION",
     "SCIMFLOW_METRICS_TENANT_LABEL",
+    "SCIMFLOW_ADMIN_API_ADDR",
+    "SCIMFLOW_ADMIN_TOKEN",
+    "SCIMFLOW_ADMIN_TOKEN_SHA256",
+    "SCIMFLOW_ACTIVITY_MAX_ROWS",
+    "SCIMFLOW_ACTIVITY_MAX_AGE_HOURS",
 ];
+
+/// The admin API's bearer token as kept: its SHA-256 hash (hex), never
+/// the token. Shown redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminTokenHash(String);
+
+impl AdminTokenHash {
+    /// Does `token` hash to this? Constant time in the compared bytes.
+    pub fn verify(&self, token: &str) -> bool {
+        crate::token::verify(token, &self.0)
+    }
+}
+
+impl std::fmt::Debug for AdminTokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The shortest admin token accepted: a guessable one would open every
+/// tenant.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
 /// Names starting with this pass a librdkafka property to every client.
 pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
@@ -362,6 +389,20 @@ pub struct Config {
     /// Trace export over OTLP (`TracingSettings`); off unless an endpoint
     /// is set.
     pub tracing: TracingSettings,
+    /// `SCIMFLOW_ADMIN_API_ADDR` (default 127.0.0.1:8081): where the
+    /// `admin-api` role serves `/admin/v1`, never on the SCIM listener.
+    pub admin_api_addr: SocketAddr,
+    /// `SCIMFLOW_ADMIN_TOKEN` (at least 32 characters; kept only as its
+    /// hash) or `SCIMFLOW_ADMIN_TOKEN_SHA256` (the hash itself, hex, so
+    /// the token need not be in the configuration): the admin API's bearer
+    /// token. Without either the admin API does not start.
+    pub admin_token: Option<AdminTokenHash>,
+    /// `SCIMFLOW_ACTIVITY_MAX_ROWS` (default 10000): activity log entries
+    /// kept per tenant, the newest.
+    pub activity_max_rows: i64,
+    /// `SCIMFLOW_ACTIVITY_MAX_AGE_HOURS` (default 168, a week): older
+    /// entries are pruned.
+    pub activity_max_age: Duration,
 }
 
 /// Trace export over OTLP/HTTP (protobuf), configured through
@@ -761,7 +802,61 @@ impl Config {
             "SCIMFLOW_PROCESSOR_ADMIN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 9091)),
         )?;
+        let admin_token = match (
+            src.var("SCIMFLOW_ADMIN_TOKEN"),
+            src.var("SCIMFLOW_ADMIN_TOKEN_SHA256"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "SCIMFLOW_ADMIN_TOKEN_SHA256",
+                    value: "<redacted>".into(),
+                    reason: "set SCIMFLOW_ADMIN_TOKEN or its hash, not both".into(),
+                })
+            }
+            (Some(t), None) => {
+                let t = t.trim();
+                if t.len() < MIN_ADMIN_TOKEN_LEN || !t.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(ConfigError::Invalid {
+                        name: "SCIMFLOW_ADMIN_TOKEN",
+                        value: "<redacted>".into(),
+                        reason: format!(
+                            "must be at least {MIN_ADMIN_TOKEN_LEN} printable characters without spaces"
+                        ),
+                    });
+                }
+                Some(AdminTokenHash(crate::token::hash(t)))
+            }
+            (None, Some(h)) => {
+                let h = h.trim().to_ascii_lowercase();
+                if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(ConfigError::Invalid {
+                        name: "SCIMFLOW_ADMIN_TOKEN_SHA256",
+                        value: "<redacted>".into(),
+                        reason: "must be a SHA-256 hash: 64 hex digits".into(),
+                    });
+                }
+                Some(AdminTokenHash(h))
+            }
+            (None, None) => None,
+        };
+        let activity_max_rows: i64 = src.parse_count("SCIMFLOW_ACTIVITY_MAX_ROWS", 10_000)?;
+        let activity_max_age_hours: u64 =
+            src.parse_count("SCIMFLOW_ACTIVITY_MAX_AGE_HOURS", 168)?;
+        if activity_max_age_hours > 24 * 366 {
+            return Err(ConfigError::Invalid {
+                name: "SCIMFLOW_ACTIVITY_MAX_AGE_HOURS",
+                value: activity_max_age_hours.to_string(),
+                reason: "must be at most 8784 (a year)".into(),
+            });
+        }
         Ok(Config {
+            admin_api_addr: src.parse(
+                "SCIMFLOW_ADMIN_API_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8081)),
+            )?,
+            admin_token,
+            activity_max_rows,
+            activity_max_age: Duration::from_secs(activity_max_age_hours * 3600),
             database_url,
             admin_addr,
             processor_admin_addr,
@@ -1076,6 +1171,35 @@ mod tests {
         .expect("valid");
         assert_eq!(c.max_body_bytes(), 4_000_000 - ENVELOPE_RESERVE);
         assert_eq!(c.request_timeout, Duration::from_secs(12));
+    }
+
+    #[test]
+    fn the_admin_token_is_kept_as_its_hash_and_never_shown() {
+        let token = "an-admin-token-of-at-least-32-characters";
+        let c = config(&[("SCIMFLOW_ADMIN_TOKEN", token)], FILE).expect("valid");
+        let kept = c.admin_token.clone().expect("a token");
+        assert!(kept.verify(token));
+        assert!(!kept.verify("an-admin-token-of-at-least-32-characterz"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(token), "{shown}");
+        assert!(!shown.contains(&crate::token::hash(token)), "{shown}");
+        let hash = crate::token::hash(token).to_ascii_uppercase();
+        let c = config(&[("SCIMFLOW_ADMIN_TOKEN_SHA256", &hash)], FILE).expect("valid");
+        assert!(c.admin_token.expect("a hash").verify(token));
+        assert!(config(&[], FILE).expect("valid").admin_token.is_none());
+        for (name, value) in [
+            ("SCIMFLOW_ADMIN_TOKEN", "short"),
+            ("SCIMFLOW_ADMIN_TOKEN_SHA256", "abc"),
+        ] {
+            let err = config(&[(name, value)], FILE)
+                .expect_err("refused")
+                .to_string();
+            assert!(err.starts_with(name) && !err.contains(value), "{err}");
+        }
+        let c = config(&[], FILE).expect("valid");
+        assert_eq!(c.activity_max_rows, 10_000);
+        assert_eq!(c.activity_max_age, Duration::from_secs(168 * 3600));
+        assert_eq!(c.admin_api_addr.port(), 8081);
     }
 
     #[test]

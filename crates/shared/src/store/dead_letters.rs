@@ -147,7 +147,15 @@ pub fn holds(
     Ok(out)
 }
 
-/// A replayed command was applied (or answered): its dead letter is done.
+/// How many letters of a tenant are open or replaying.
+pub fn count_open(conn: &mut PgConnection, tenant: Uuid) -> Result<i64, StoreError> {
+    Ok(dead_letters::table
+        .filter(dead_letters::tenant_id.eq(tenant))
+        .filter(dead_letters::status.eq_any([OPEN, REPLAYING]))
+        .count()
+        .get_result(conn)?)
+}
+
 /// The newest dead letter of one of a tenant's commands, if any.
 pub fn find_by_command(
     conn: &mut PgConnection,
@@ -163,6 +171,7 @@ pub fn find_by_command(
         .optional()?)
 }
 
+/// A replayed command was applied (or answered): its dead letter is done.
 /// Returns the newest letter it closed and that letter's place
 /// (`DeadLetterRow::position`), if any.
 pub fn mark_replayed(
@@ -195,14 +204,20 @@ pub fn replayed_as(conn: &mut PgConnection, id: i64) -> Result<Vec<i64>, StoreEr
         .load(conn)?)
 }
 
+/// Open or replaying letters (all with `all`), oldest first, a page of
+/// them.
 pub fn list(
     conn: &mut PgConnection,
     tenant: Option<Uuid>,
     all: bool,
+    offset: i64,
+    limit: i64,
 ) -> Result<Vec<DeadLetterRow>, StoreError> {
     let mut q = dead_letters::table
         .order(dead_letters::id)
         .select(DeadLetterRow::as_select())
+        .offset(offset)
+        .limit(limit)
         .into_boxed();
     if let Some(t) = tenant {
         q = q.filter(dead_letters::tenant_id.eq(t));

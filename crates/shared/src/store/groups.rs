@@ -275,3 +275,11 @@ pub fn list(
         params,
     )
 }
+
+/// How many groups a tenant has.
+pub fn count(conn: &mut PgConnection, tenant_id: Uuid) -> Result<i64, StoreError> {
+    Ok(groups::table
+        .filter(groups::tenant_id.eq(tenant_id))
+        .count()
+        .get_result(conn)?)
+}

@@ -2,6 +2,7 @@
 //! the ingress, the processor and the CLI run. Callers get typed rows and
 //! typed errors; no SQL text leaves this module.
 
+pub mod activity;
 pub mod commands;
 pub mod dead_letters;
 pub mod filter_sql;
@@ -47,6 +48,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A uniqueness index refused the write (another writer won a race).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+
     /// The connection itself is gone: nothing more can be done in this
     /// transaction, whatever the command.
     pub fn is_connection_lost(&self) -> bool {

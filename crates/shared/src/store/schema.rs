@@ -11,6 +11,7 @@ diesel::table! {
         token_rotated_at -> Nullable<Timestamptz>,
         suspended_at -> Nullable<Timestamptz>,
         deleted_at -> Nullable<Timestamptz>,
+        external_ref -> Nullable<Text>,
     }
 }
 
@@ -129,6 +130,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    activity (id) {
+        id -> BigInt,
+        tenant_id -> Uuid,
+        occurred_at -> Timestamptz,
+        method -> Text,
+        resource_type -> Nullable<Text>,
+        resource_id -> Nullable<Text>,
+        status -> SmallInt,
+        request_id -> Nullable<Text>,
+        user_id -> Nullable<Uuid>,
+        scim_type -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(group_members -> users (user_id));
 
@@ -143,4 +160,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     groups,
     group_members,
     dead_letter_actions,
+    activity,
 );

@@ -32,6 +32,15 @@ impl TenantRow {
     }
 }
 
+/// A tenant with what only operators see: the product's own reference.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tenants)]
+pub struct TenantRecord {
+    #[diesel(embed)]
+    pub row: TenantRow,
+    pub external_ref: Option<String>,
+}
+
 pub fn insert(conn: &mut PgConnection, row: &TenantRow) -> Result<(), StoreError> {
     diesel::insert_into(tenants::table)
         .values(row)
@@ -39,11 +48,62 @@ pub fn insert(conn: &mut PgConnection, row: &TenantRow) -> Result<(), StoreError
     Ok(())
 }
 
-pub fn list(conn: &mut PgConnection) -> Result<Vec<TenantRow>, StoreError> {
+/// Insert a tenant with the product's reference, if any. A live tenant
+/// holding the reference already makes this a unique violation
+/// (`StoreError::is_unique_violation`).
+pub fn insert_with_ref(
+    conn: &mut PgConnection,
+    row: &TenantRow,
+    external_ref: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        insert(conn, row)?;
+        if let Some(reference) = external_ref {
+            diesel::update(tenants::table.find(row.id))
+                .set(tenants::external_ref.eq(reference))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// A page of tenants, oldest first (deleted ones included).
+pub fn list(
+    conn: &mut PgConnection,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<TenantRecord>, StoreError> {
     Ok(tenants::table
-        .order(tenants::created_at)
-        .select(TenantRow::as_select())
+        .order((tenants::created_at, tenants::id))
+        .select(TenantRecord::as_select())
+        .offset(offset)
+        .limit(limit)
         .load(conn)?)
+}
+
+pub fn count(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(tenants::table.count().get_result(conn)?)
+}
+
+pub fn find_record(conn: &mut PgConnection, id: Uuid) -> Result<Option<TenantRecord>, StoreError> {
+    Ok(tenants::table
+        .find(id)
+        .select(TenantRecord::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The live tenant holding the product's reference.
+pub fn find_by_external_ref(
+    conn: &mut PgConnection,
+    reference: &str,
+) -> Result<Option<TenantRecord>, StoreError> {
+    Ok(tenants::table
+        .filter(tenants::external_ref.eq(reference))
+        .filter(tenants::deleted_at.is_null())
+        .select(TenantRecord::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<TenantRow>, StoreError> {
@@ -139,6 +199,7 @@ pub struct Purged {
     pub history: usize,
     pub commands: usize,
     pub dead_letters: usize,
+    pub activity: usize,
 }
 
 /// Delete a tenant: its token is revoked at once and all its data purged,
@@ -150,8 +211,8 @@ pub fn delete(
     change_topics: &[String],
 ) -> Result<Option<Purged>, StoreError> {
     use super::schema::{
-        dead_letter_actions, dead_letters, group_members, groups, processed_commands, user_history,
-        users,
+        activity, dead_letter_actions, dead_letters, group_members, groups, processed_commands,
+        user_history, users,
     };
     conn.transaction(|conn| {
         // Exclusively: a batch applying this tenant's commands holds the
@@ -206,6 +267,8 @@ pub fn delete(
                 diesel::delete(dead_letters::table.filter(dead_letters::tenant_id.eq(id)))
                     .execute(conn)?
             },
+            activity: diesel::delete(activity::table.filter(activity::tenant_id.eq(id)))
+                .execute(conn)?,
         };
         let event = serde_json::json!({
             "schema_version": 1,

@@ -252,3 +252,39 @@ pub fn list(
         params,
     )
 }
+
+/// A tenant's users by state.
+#[derive(Debug, Clone, Default, QueryableByName, serde::Serialize)]
+pub struct UserCounts {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub active: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub inactive: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub deleted: i64,
+}
+
+pub fn count_by_state(conn: &mut PgConnection, tenant_id: Uuid) -> Result<UserCounts, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE deleted_at IS NULL AND active) AS active, \
+                count(*) FILTER (WHERE deleted_at IS NULL AND NOT active) AS inactive, \
+                count(*) FILTER (WHERE deleted_at IS NOT NULL) AS deleted \
+         FROM users WHERE tenant_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(tenant_id)
+    .get_result(conn)?)
+}
+
+/// A user of the tenant in any state, deleted ones included.
+pub fn find(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::id.eq(id))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
