@@ -1,22 +1,20 @@
-//! Everything the ingress and the processor must agree on, and nothing that
-//! talks to a client: the SCIM model and its pure rules (filters, PATCH,
-//! roles, identity), the command / outcome / event types that cross Kafka,
-//! the one place that names Kafka topics and headers (`bus`), the one place
-//! that owns SQL (`store`), configuration, and the admin `/metrics`
-//! listener both roles run (`metrics`).
+//! The I/O both roles share, and nothing that talks to a client: the one
+//! place that names Kafka topics and headers (`bus`), the one place that
+//! owns SQL (`store`), configuration, tokens, and the admin `/metrics`
+//! listener both roles run (`metrics`). The pure model, rules and wire
+//! types live in `scimflow-core` and are re-exported here (`scim`,
+//! `rules`, `command`).
 //!
-//! Pure decision logic (`scim`, `rules`) must not do I/O: a state and a
-//! request in, a new state or a rule violation out. I/O lives in `bus`,
-//! `store` and `metrics` only. This crate must not serve SCIM or run a
-//! consumer loop; those belong to the ingress and the processor.
+//! This crate must not serve SCIM or run a consumer loop; those belong to
+//! the ingress and the processor.
 
 pub mod bus;
-pub mod command;
 pub mod config;
 pub mod metrics;
-pub mod rules;
-pub mod scim;
 pub mod store;
 pub mod token;
 
-pub use scim::error::{ScimError, ScimType};
+// The pure core, re-exported under the names the other crates have always
+// used.
+pub use scimflow_core::{command, rules, scim};
+pub use scimflow_core::{ScimError, ScimType};

@@ -7,8 +7,8 @@ pub mod group;
 pub mod json;
 pub mod patch;
 pub mod path;
-#[cfg(test)]
-mod proptests;
+#[cfg(any(test, feature = "strategies"))]
+pub mod proptests;
 pub mod query;
 pub mod schema;
 pub mod user;
