@@ -11,6 +11,7 @@
 //! say what became of a command and the ingress maps that to HTTP.
 
 pub mod command;
+pub mod event;
 pub mod rules;
 pub mod scim;
 

@@ -2,6 +2,7 @@
 
 pub mod bulk;
 pub mod error;
+pub mod etag;
 pub mod filter;
 pub mod group;
 pub mod json;
