@@ -5,8 +5,9 @@
 //!
 //! It must not apply product rules or write to the database: every write
 //! goes through Kafka and the processor, so that one user's writes are
-//! ordered however many ingresses run. Errors become HTTP responses in one
-//! place, `error.rs`. What bounds the work a client can make it do (body
+//! ordered however many ingresses run. HTTP is decided in one place,
+//! `response.rs`: every status, header and body, from outcomes, reads and
+//! errors alike. What bounds the work a client can make it do (body
 //! size, requests in flight, time per request, rate, failed logins) is in
 //! `body.rs` and `limits.rs`.
 

@@ -207,13 +207,7 @@ pub fn delete(
                     .execute(conn)?
             },
         };
-        let event = serde_json::json!({
-            "schema_version": 1,
-            "event_id": Uuid::now_v7(),
-            "type": "tenant.deleted",
-            "tenant_id": id,
-            "occurred_at": Utc::now(),
-        });
+        let event = scimflow_core::event::TenantDeletedEvent::new(id, Utc::now());
         let payload = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for topic in change_topics {
             super::commands::enqueue_message(conn, topic, &id.to_string(), &payload, &[])?;
