@@ -173,10 +173,10 @@ pub struct TenantDeletedEvent {
 }
 
 impl TenantDeletedEvent {
-    pub fn new(tenant_id: Uuid, occurred_at: DateTime<Utc>) -> Self {
+    pub fn new(event_id: Uuid, tenant_id: Uuid, occurred_at: DateTime<Utc>) -> Self {
         TenantDeletedEvent {
             schema_version: SCHEMA_VERSION,
-            event_id: Uuid::now_v7(),
+            event_id,
             kind: TenantEventType::Deleted,
             tenant_id,
             occurred_at,
@@ -317,7 +317,7 @@ mod tests {
             resource: None,
             truncated: true,
         };
-        let gone = TenantDeletedEvent::new(tenant, at);
+        let gone = TenantDeletedEvent::new(Uuid::now_v7(), tenant, at);
         let encoded = |v: &dyn erased::Encode| v.json();
         // (the event's JSON, its type, decoded on the user topic, on the group topic)
         let cases = [

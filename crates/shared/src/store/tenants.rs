@@ -207,7 +207,7 @@ pub fn delete(
                     .execute(conn)?
             },
         };
-        let event = scimflow_core::event::TenantDeletedEvent::new(id, Utc::now());
+        let event = scimflow_core::event::TenantDeletedEvent::new(Uuid::now_v7(), id, Utc::now());
         let payload = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for topic in change_topics {
             super::commands::enqueue_message(conn, topic, &id.to_string(), &payload, &[])?;
