@@ -11,14 +11,16 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev \
 # manifests or the lock file change; compiled dependencies and the registry
 # live in cache mounts, so a source change recompiles scimflow alone.
 COPY Cargo.toml Cargo.lock ./
+COPY crates/core/Cargo.toml crates/core/
 COPY crates/shared/Cargo.toml crates/shared/
 COPY crates/bus/Cargo.toml crates/bus/
 COPY crates/ingress/Cargo.toml crates/ingress/
 COPY crates/processor/Cargo.toml crates/processor/
 COPY crates/admin/Cargo.toml crates/admin/
-RUN mkdir -p src crates/shared/src crates/shared/benches crates/bus/src crates/ingress/src crates/processor/src crates/admin/src \
-    && touch src/main.rs crates/shared/src/lib.rs crates/shared/benches/hot_path.rs crates/bus/src/lib.rs \
-       crates/ingress/src/lib.rs crates/processor/src/lib.rs crates/admin/src/lib.rs \
+RUN mkdir -p src crates/core/src crates/core/benches crates/shared/src crates/bus/src crates/ingress/src \
+       crates/processor/src crates/admin/src \
+    && touch src/main.rs crates/core/src/lib.rs crates/core/benches/hot_path.rs crates/shared/src/lib.rs \
+       crates/bus/src/lib.rs crates/ingress/src/lib.rs crates/processor/src/lib.rs crates/admin/src/lib.rs \
     && cargo fetch --locked
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -1,7 +1,8 @@
 //! A downstream service reading scimflow's user change events
 //! (docs/events.md): joins a consumer group, skips events it has already
-//! handled (by `event_id`), notices gaps in a resource's `sequence`, and
-//! commits offsets after handling each event.
+//! handled (by `event_id`), notices gaps in a resource's `sequence`,
+//! forgets a tenant when it is deleted (`tenant.deleted`), and commits
+//! offsets after handling each event.
 //!
 //! ```sh
 //! set -a; . .local/stack.env; set +a
@@ -33,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     // A real service keeps these in its own database, updated in the same
     // transaction as whatever it does with the event.
     let mut handled: HashSet<String> = HashSet::new();
-    let mut last_sequence: HashMap<String, i64> = HashMap::new();
+    let mut last_sequence: HashMap<(String, String), i64> = HashMap::new();
     loop {
         let msg = consumer.recv().await?;
         let Some(payload) = msg.payload() else {
@@ -53,12 +54,24 @@ async fn main() -> anyhow::Result<()> {
         if !handled.insert(event_id.clone()) {
             continue; // seen before: re-read after a rebalance
         }
+        let tenant = event["tenant_id"].as_str().unwrap_or_default().to_string();
+        if event["type"] == "tenant.deleted" {
+            // Every user of the tenant is gone, without an event each: a
+            // real service deletes what it kept of them here.
+            last_sequence.retain(|(t, _), _| *t != tenant);
+            println!(
+                "{} tenant.deleted {tenant}: forgetting its users",
+                event["occurred_at"].as_str().unwrap_or_default()
+            );
+            consumer.commit_message(&msg, CommitMode::Async)?;
+            continue;
+        }
         let resource = event["resource_id"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         let sequence = event["sequence"].as_i64().unwrap_or(0);
-        if let Some(last) = last_sequence.insert(resource.clone(), sequence) {
+        if let Some(last) = last_sequence.insert((tenant, resource.clone()), sequence) {
             if sequence != last + 1 {
                 eprintln!("user {resource}: sequence {last} then {sequence}; fetch it from SCIM to resynchronise");
             }

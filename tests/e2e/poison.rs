@@ -354,7 +354,7 @@ fn p4_a_panic_behind_the_boundary_leaves_the_transaction_and_the_connection_soun
     let statuses: Vec<String> = isolated
         .iter()
         .map(|d| match d {
-            Disposition::Answered(o) => o.status.to_string(),
+            Disposition::Answered(o) => o.status().to_string(),
             Disposition::DeadLettered { command_id, .. } => {
                 assert_eq!(*command_id, Some(poison));
                 "dead".into()

@@ -205,6 +205,14 @@ async fn tenant_suspend_holds_commands_resume_applies_them_delete_purges() {
         .collect();
     assert_eq!(deleted.len(), 1, "one tenant.deleted event");
     assert_eq!(deleted[0].key.as_deref(), Some(t.id.as_str()));
+    crate::common::assert_matches_schema(&deleted[0].json(), "user-change-event.schema.json");
+    let group_events = stack.read_topic(&format!("{}.group-changes", stack.prefix()));
+    let on_groups: Vec<_> = group_events
+        .iter()
+        .filter(|e| e.json()["type"] == "tenant.deleted")
+        .collect();
+    assert_eq!(on_groups.len(), 1, "on the group topic too");
+    crate::common::assert_matches_schema(&on_groups[0].json(), "group-change-event.schema.json");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -165,7 +165,7 @@ fn a_batch_waits_for_a_tenant_deletion_under_way_and_then_finds_the_tenant_gone(
         .expect("the batch to finish")
         .expect("the batch to commit");
     match &done[..] {
-        [Disposition::Answered(o)] => assert_eq!(o.status, 401, "{o:?}"),
+        [Disposition::Answered(o)] => assert_eq!(o.status(), 401, "{o:?}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(

@@ -59,8 +59,7 @@ fn limit_for(app: &AppState, req: &Request) -> usize {
 }
 
 fn too_large(limit: usize) -> Response {
-    IngressError::Scim(ScimError::new(
-        413,
+    IngressError::Scim(ScimError::payload_too_large(
         None,
         format!("the request body is larger than the {limit} bytes this endpoint accepts"),
     ))

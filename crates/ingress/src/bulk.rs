@@ -1,8 +1,9 @@
 //! POST /Bulk (RFC 7644 §3.7). Operations are validated as single requests
-//! are, and run many at once: every operation whose `bulkId` references
-//! are resolved is published together (`write::execute_all`: one message
-//! per partition for the wave's commands), then the next wave, whose
-//! references the first wave created.
+//! are, and run many at once in the waves `scim::bulk::BulkPlanner` plans:
+//! every operation whose `bulkId` references are resolved is published
+//! together (`write::execute_all`: one message per partition for the
+//! wave's commands), then the next wave, whose references the first wave
+//! created.
 //! `failOnErrors` is checked between waves.
 //!
 //! A request costs the tenant one rate-limit token per operation (the
@@ -15,23 +16,21 @@
 //! its status monitor as `location` (`status.rs`). Otherwise the preference
 //! is not applied and the request runs as usual.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 
 use scimflow_shared::command::{Command, Outcome, ReplyShape};
 use scimflow_shared::scim::bulk::{
-    parse_bulk_request, references, substitute, Method, Operation, BULK_RESPONSE_SCHEMA,
+    parse_bulk_request, references, BulkPlanner, Method, Operation, BULK_RESPONSE_SCHEMA,
 };
 use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
-use crate::response::scim_json;
+use crate::response::{bulk_accepted, ok, status_of};
 use crate::write::{accept, command, execute_all, parse_body, prefers_async, request_id};
 use crate::{AppState, IngressError};
 
@@ -77,15 +76,15 @@ fn result_entry(
     }
     match outcome {
         Ok(o) => {
-            entry["status"] = json!(o.status.to_string());
+            entry["status"] = json!(status_of(&o.disposition).as_str());
             if let Some(loc) = o.location.clone().or(location) {
                 entry["location"] = json!(loc);
             }
             if let Some(v) = &o.etag {
                 entry["version"] = json!(v);
             }
-            if o.status >= 400 {
-                entry["response"] = o.body.clone().unwrap_or(Value::Null);
+            if let Some(e) = o.disposition.error() {
+                entry["response"] = e.to_body();
             }
         }
         Err(e) => {
@@ -167,78 +166,32 @@ pub async fn bulk(
             });
         }
         let operations: Vec<Value> = results.into_iter().flatten().collect();
-        let mut resp = scim_json(
-            StatusCode::ACCEPTED,
+        return Ok(bulk_accepted(
             &json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": operations}),
-        );
-        resp.headers_mut().insert(
-            "preference-applied",
-            axum::http::HeaderValue::from_static("respond-async"),
-        );
-        return Ok(resp);
+        ));
     }
-    let producers: HashSet<String> = pending
-        .iter()
-        .filter_map(|(_, op)| op.bulk_id.clone())
-        .collect();
-    let mut resolved: HashMap<String, String> = HashMap::new();
-    let mut failed: HashSet<String> = HashSet::new();
-
-    while !pending.is_empty() {
+    let mut planner = BulkPlanner::new(pending);
+    while !planner.is_done() {
         if request.fail_on_errors.is_some_and(|limit| errors >= limit) {
             break; // RFC 7644 §3.7.3: stop; what did not run is not reported.
         }
-        let mut ready = Vec::new();
-        let mut waiting = Vec::new();
-        for (i, op) in pending {
-            let refs: BTreeSet<String> = references(&op);
-            let broken = refs
-                .iter()
-                .find(|r| !producers.contains(*r) || failed.contains(*r));
-            if let Some(r) = broken {
-                let e = ScimError::new(
-                    409,
-                    Some(scimflow_shared::ScimType::InvalidValue),
-                    format!("bulkId {r} does not name a successful POST of this request"),
-                );
-                if let Some(b) = &op.bulk_id {
-                    failed.insert(b.clone());
-                }
-                results[i] = Some(result_entry(
-                    Some(op.method),
-                    op.bulk_id.as_deref(),
-                    None,
-                    Err(&e),
-                ));
-                errors += 1;
-            } else if refs.iter().all(|r| resolved.contains_key(r)) {
-                ready.push((i, op));
-            } else {
-                waiting.push((i, op));
-            }
+        let next = planner.next_wave();
+        for (i, op, why) in next.unrunnable {
+            results[i] = Some(result_entry(
+                Some(op.method),
+                op.bulk_id.as_deref(),
+                None,
+                Err(&why.error()),
+            ));
+            errors += 1;
         }
-        if ready.is_empty() {
-            // Nothing can run: what waits references itself in a circle.
-            for (i, op) in waiting {
-                let e = ScimError::new(
-                    409,
-                    Some(scimflow_shared::ScimType::InvalidValue),
-                    "circular bulkId references",
-                );
-                results[i] = Some(result_entry(
-                    Some(op.method),
-                    op.bulk_id.as_deref(),
-                    None,
-                    Err(&e),
-                ));
-            }
+        if next.ready.is_empty() {
             break;
         }
         // Validated one by one; the valid ones published and awaited together.
-        let mut wave = Vec::with_capacity(ready.len());
-        let mut commands = Vec::with_capacity(ready.len());
-        for (i, mut op) in ready {
-            substitute(&mut op, &resolved);
+        let mut wave = Vec::with_capacity(next.ready.len());
+        let mut commands = Vec::with_capacity(next.ready.len());
+        for (i, mut op) in next.ready {
             let location = op
                 .target
                 .as_ref()
@@ -265,18 +218,14 @@ pub async fn bulk(
         });
         for (i, op, location, outcome) in wave {
             let outcome = outcome.map_err(operation_error);
-            let ok = outcome.as_ref().is_ok_and(|o| o.status < 400);
-            if let (Some(b), Method::Post) = (&op.bulk_id, op.method) {
-                match outcome.as_ref().ok().filter(|_| ok).and_then(resource_id) {
-                    Some(id) => {
-                        resolved.insert(b.clone(), id.to_string());
-                    }
-                    None => {
-                        failed.insert(b.clone());
-                    }
-                }
-            }
-            if !ok {
+            let succeeded = outcome.as_ref().is_ok_and(|o| o.disposition.is_success());
+            let created = outcome
+                .as_ref()
+                .ok()
+                .filter(|_| succeeded)
+                .and_then(resource_id);
+            planner.record(&op, created);
+            if !succeeded {
                 errors += 1;
             }
             results[i] = Some(result_entry(
@@ -286,12 +235,10 @@ pub async fn bulk(
                 outcome.as_ref(),
             ));
         }
-        pending = waiting;
     }
 
     let operations: Vec<Value> = results.into_iter().flatten().collect();
-    Ok(scim_json(
-        StatusCode::OK,
+    Ok(ok(
         &json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": operations}),
     ))
 }
@@ -311,8 +258,8 @@ mod tests {
         for (location, id) in cases {
             let outcome = Outcome {
                 command_id: uuid::Uuid::nil(),
-                status: 201,
-                body: None,
+                disposition: scimflow_shared::command::Disposition::Created,
+                resource: None,
                 etag: None,
                 location: location.map(str::to_string),
             };

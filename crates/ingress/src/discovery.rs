@@ -7,7 +7,6 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
@@ -19,7 +18,7 @@ use scimflow_shared::scim::{
 };
 
 use crate::auth::AuthedTenant;
-use crate::response::{list_response, scim_json};
+use crate::response::{list_response, ok};
 use crate::write::parse_body;
 use crate::{AppState, IngressError};
 use scimflow_shared::scim::bulk::{MAX_BULK_OPERATIONS, MAX_BULK_PAYLOAD};
@@ -33,26 +32,23 @@ pub async fn service_provider_config(
     tenant: AuthedTenant,
 ) -> Response {
     let base = app.config.scim_base_url(tenant.0.id);
-    scim_json(
-        StatusCode::OK,
-        &json!({
-            "schemas": [SPC_SCHEMA],
-            "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
-            "patch": {"supported": true},
-            "bulk": {"supported": true, "maxOperations": MAX_BULK_OPERATIONS, "maxPayloadSize": MAX_BULK_PAYLOAD},
-            "filter": {"supported": true, "maxResults": MAX_PAGE_SIZE},
-            "changePassword": {"supported": false},
-            "sort": {"supported": true},
-            "etag": {"supported": true},
-            "authenticationSchemes": [{
-                "type": "oauthbearertoken",
-                "name": "OAuth Bearer Token",
-                "description": "The tenant's bearer token, issued with its SCIM endpoint",
-                "primary": true
-            }],
-            "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")}
-        }),
-    )
+    ok(&json!({
+        "schemas": [SPC_SCHEMA],
+        "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
+        "patch": {"supported": true},
+        "bulk": {"supported": true, "maxOperations": MAX_BULK_OPERATIONS, "maxPayloadSize": MAX_BULK_PAYLOAD},
+        "filter": {"supported": true, "maxResults": MAX_PAGE_SIZE},
+        "changePassword": {"supported": false},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "The tenant's bearer token, issued with its SCIM endpoint",
+            "primary": true
+        }],
+        "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")}
+    }))
 }
 
 fn resource_type_docs(base: &str) -> Vec<Value> {
@@ -92,7 +88,7 @@ pub async fn resource_type(
                 .as_str()
                 .is_some_and(|i| i.eq_ignore_ascii_case(&id))
         })
-        .map(|d| scim_json(StatusCode::OK, &d))
+        .map(|d| ok(&d))
         .ok_or_else(|| ScimError::not_found(format!("ResourceType {id} not found")).into())
 }
 
@@ -231,18 +227,14 @@ pub async fn schema(
                 .as_str()
                 .is_some_and(|i| i.eq_ignore_ascii_case(&id))
         })
-        .map(|d| scim_json(StatusCode::OK, &d))
+        .map(|d| ok(&d))
         .ok_or_else(|| ScimError::not_found(format!("Schema {id} not found")).into())
 }
 
 /// `/Me` needs an authenticated subject; tenant tokens have none.
 pub async fn me(_tenant: AuthedTenant) -> IngressError {
-    ScimError::new(
-        501,
-        None,
-        "/Me is not supported: tokens authenticate a tenant, not a user",
-    )
-    .into()
+    ScimError::not_implemented("/Me is not supported: tokens authenticate a tenant, not a user")
+        .into()
 }
 
 /// `POST /.search` at the root: Users, then Groups, paged as one list.

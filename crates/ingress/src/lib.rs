@@ -7,11 +7,11 @@
 //! database: every write goes through Kafka and the processor, so that one
 //! user's writes are ordered however many ingresses run. The one table it
 //! writes is its own record of requests, the activity log (`activity`),
-//! off the request path. It reaches Kafka only through
-//! `scimflow_bus` (a `Publisher` for commands, a `ReplyStream` for
-//! outcomes), which is what lets the router run on the in-memory bus.
-//! Errors become HTTP responses in one
-//! place, `error.rs`. What bounds the work a client can make it do (body
+//! off the request path. It reaches Kafka only through `scimflow_bus` (a
+//! `Publisher` for commands, a `ReplyStream` for outcomes), which is what
+//! lets the router run on the in-memory bus. HTTP is decided in one place,
+//! `response.rs`: every status, header and body, from outcomes, reads and
+//! errors alike. What bounds the work a client can make it do (body
 //! size, requests in flight, time per request, rate, failed logins) is in
 //! `body.rs` and `limits.rs`.
 

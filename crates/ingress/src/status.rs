@@ -10,7 +10,6 @@
 //! simply not found.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 use uuid::Uuid;
@@ -19,7 +18,7 @@ use scimflow_shared::store::{commands, dead_letters};
 use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
-use crate::response::{from_outcome, scim_json};
+use crate::response::{async_applied, from_outcome, queued};
 use crate::write::parse_id;
 use crate::{blocking, AppState, IngressError};
 
@@ -38,31 +37,20 @@ pub fn status_url(app: &AppState, tenant_id: Uuid, command_id: Uuid) -> String {
 
 /// 202 Accepted for a queued command, pointing at its status monitor.
 pub fn accepted(app: &AppState, tenant_id: Uuid, command_id: Uuid) -> Response {
-    let mut resp = pending(app, tenant_id, command_id);
-    resp.headers_mut().insert(
-        "preference-applied",
-        HeaderValue::from_static("respond-async"),
-    );
-    resp
+    async_applied(pending(app, tenant_id, command_id))
 }
 
 fn pending(app: &AppState, tenant_id: Uuid, command_id: Uuid) -> Response {
     let url = status_url(app, tenant_id, command_id);
-    let mut resp = scim_json(
-        StatusCode::ACCEPTED,
+    queued(
         &json!({
             "schemas": [ACCEPTED_SCHEMA],
             "commandId": command_id,
             "status": "pending",
             "location": url,
         }),
-    );
-    if let Ok(v) = HeaderValue::from_str(&url) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    resp
+        &url,
+    )
 }
 
 pub async fn get_status(
@@ -86,16 +74,8 @@ pub async fn get_status(
         return Ok(from_outcome(&outcome));
     }
     if let Some(letter) = dead_letter {
-        let what = if letter.status == dead_letters::DISCARDED {
-            "was discarded by an operator"
-        } else {
-            "is held for an operator"
-        };
-        return Err(ScimError::internal(format!(
-            "the request could not be applied and {what} (dead letter {})",
-            letter.id
-        ))
-        .into());
+        let discarded = letter.status == dead_letters::DISCARDED;
+        return Err(ScimError::dead_lettered(letter.id, discarded).into());
     }
     if minted_recently(command_id) {
         return Ok(pending(&app, tenant_id, command_id));

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::Value;
@@ -28,7 +28,7 @@ use scimflow_shared::ScimError;
 
 use crate::auth::AuthedTenant;
 use crate::replies::PendingReply;
-use crate::response::from_outcome;
+use crate::response::{body_rejection, from_outcome};
 use crate::users::validate_user_body;
 use crate::{AppState, IngressError};
 
@@ -37,14 +37,7 @@ use crate::{AppState, IngressError};
 /// most `scim::json::MAX_JSON_DEPTH` levels so that the processor can
 /// decode it inside its envelope.
 pub fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ScimError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            // `body::limit` answers with the limit itself.
-            ScimError::new(413, None, "the request body is too large")
-        } else {
-            ScimError::invalid_syntax(format!("the request body could not be read: {e}"))
-        }
-    })?;
+    let bytes = body.map_err(body_rejection)?;
     scimflow_shared::scim::json::check_depth(&bytes)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
@@ -343,8 +336,7 @@ fn batched_message_size(
 
 /// 413 for a command that would not fit in a message.
 fn too_large(size: usize, max: usize) -> ScimError {
-    ScimError::new(
-        413,
+    ScimError::payload_too_large(
         None,
         format!(
             "the request would take {size} bytes as a queued command, more than the {max} bytes allowed; send less data"

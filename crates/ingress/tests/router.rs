@@ -19,7 +19,7 @@ use scimflow_bus::fake::FakeBus;
 use scimflow_bus::{headers, partition_for, Publisher, Received, ReplyStream, Topics};
 use scimflow_ingress::activity::Recorder;
 use scimflow_ingress::{router, AppState};
-use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ReplyBatch};
+use scimflow_shared::command::{Command, CommandEnvelope, Disposition, Outcome, ReplyBatch};
 use scimflow_shared::config::Config;
 use scimflow_shared::store::tenants::{self, TenantRow};
 use scimflow_shared::store::test_db::TestDatabase;
@@ -191,13 +191,13 @@ async fn a_create_publishes_one_command_keyed_by_its_resource_and_answers_its_ou
         let Command::CreateUser { user_id, .. } = &envelope.command else {
             panic!("not a create: {:?}", envelope.command.name());
         };
-        Outcome {
-            command_id: envelope.command_id,
-            status: 201,
-            body: Some(json!({"id": user_id, "userName": "ada@example.com"})),
-            etag: Some("W/\"1\"".into()),
-            location: Some(format!("{}/Users/{user_id}", envelope.base_url)),
-        }
+        Outcome::success(
+            envelope.command_id,
+            Disposition::Created,
+            json!({"id": user_id, "userName": "ada@example.com"}),
+            "W/\"1\"".into(),
+            format!("{}/Users/{user_id}", envelope.base_url),
+        )
     });
     let answer = h
         .send("POST", "/Users", Some(&h.token), &user("ada@example.com"))
@@ -307,13 +307,13 @@ fn created(envelope: &CommandEnvelope) -> Outcome {
     let Command::CreateUser { user_id, body } = &envelope.command else {
         panic!("not a create: {:?}", envelope.command.name());
     };
-    Outcome {
-        command_id: envelope.command_id,
-        status: 201,
-        body: Some(json!({"id": user_id, "userName": body["userName"]})),
-        etag: Some("W/\"1\"".into()),
-        location: Some(format!("{}/Users/{user_id}", envelope.base_url)),
-    }
+    Outcome::success(
+        envelope.command_id,
+        Disposition::Created,
+        json!({"id": user_id, "userName": body["userName"]}),
+        "W/\"1\"".into(),
+        format!("{}/Users/{user_id}", envelope.base_url),
+    )
 }
 
 /// `Prefer: respond-async`: 202 as soon as the broker has the command,

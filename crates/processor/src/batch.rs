@@ -376,7 +376,7 @@ pub fn run_batch_with(
             }
             let (failure, detail) = match applied {
                 Ok(outcome) => {
-                    tracing::debug!(status = outcome.status, "command applied");
+                    tracing::debug!(status = outcome.status(), "command applied");
                     done.insert(env.command_id, outcome.clone());
                     out.push(Disposition::Answered(outcome));
                     continue;

@@ -25,10 +25,9 @@ use backoff::ExponentialBackoff;
 use scimflow_bus::{self as bus, CommandSource, IdleWatchdog, Paused, Publisher, Topics};
 use tokio::sync::watch;
 
-use scimflow_shared::command::{Outcome, ReplyBatch, ReplyShape};
+use scimflow_shared::command::{self, Outcome, ReplyBatch, ReplyShape};
 use scimflow_shared::config::Config;
 use scimflow_shared::store::{self, PgPool, StoreError};
-use scimflow_shared::ScimError;
 
 use crate::batch::{
     dead_letter_alone, panic_message, run_batch, BatchError, BatchSettings, Disposition, Inbound,
@@ -559,13 +558,10 @@ fn reply(publisher: &Publisher, reply_to: &[Option<String>], dispositions: &[Dis
             Disposition::DeadLettered {
                 command_id: Some(id),
                 dead_letter_id,
-            } => Cow::Owned(Outcome::from_error(
-                *id,
-                &ScimError::internal(format!(
-                    "the request could not be applied and is held for an operator (dead letter {dead_letter_id})"
-                )),
-            )),
-            Disposition::DeadLettered { command_id: None, .. } => continue,
+            } => Cow::Owned(Outcome::dead_lettered(*id, *dead_letter_id)),
+            Disposition::DeadLettered {
+                command_id: None, ..
+            } => continue,
         };
         by_topic
             .entry(topic)
@@ -605,15 +601,14 @@ fn fit_for_reply(outcome: Cow<'_, Outcome>, max_bytes: usize) -> Cow<'_, Outcome
     }
     let outcome = outcome.into_owned();
     tracing::warn!(command_id = %outcome.command_id, size, "an outcome too large to reply with; sent without its body");
-    if outcome.status < 400 {
-        return Cow::Owned(outcome.shaped(ReplyShape::WithoutResource));
-    }
     let detail = "the answer was too large to send back; the change, if any, is committed";
-    let error = ScimError::new(outcome.status, None, detail);
-    Cow::Owned(Outcome {
-        body: Some(error.to_body()),
-        ..outcome
-    })
+    match outcome.disposition.error() {
+        None => Cow::Owned(outcome.shaped(ReplyShape::WithoutResource)),
+        Some(error) => Cow::Owned(Outcome {
+            disposition: command::Disposition::Rejected(error.reduced(detail)),
+            ..outcome
+        }),
+    }
 }
 
 /// Commit, for every partition in the batch, the offset below which
@@ -636,17 +631,26 @@ fn commit(source: &CommandSource, batch: &[Inbound], window: &Window<Received>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scimflow_shared::command::Disposition;
+    use scimflow_shared::ScimError;
     use serde_json::json;
     use uuid::Uuid;
 
     #[test]
     fn an_outcome_too_large_for_a_reply_goes_back_without_its_body() {
-        let outcome = |status: u16, pad: usize| Outcome {
-            command_id: Uuid::from_u128(1),
-            status,
-            body: Some(json!({"id": "1", "pad": "x".repeat(pad)})),
-            etag: Some("W/\"3\"".into()),
-            location: Some("http://h/Users/1".into()),
+        let outcome = |status: u16, pad: usize| {
+            let disposition = match status {
+                201 => Disposition::Created,
+                200 => Disposition::Ok,
+                _ => Disposition::Rejected(ScimError::new(status, None, "x".repeat(pad))),
+            };
+            Outcome {
+                command_id: Uuid::from_u128(1),
+                disposition,
+                resource: Some(json!({"id": "1", "pad": "x".repeat(pad)})),
+                etag: Some("W/\"3\"".into()),
+                location: Some("http://h/Users/1".into()),
+            }
         };
         // (status, body padding, most bytes, body kept whole)
         let cases: &[(u16, usize, usize, bool)] = &[
@@ -669,12 +673,13 @@ mod tests {
                 "{status} with {pad} bytes"
             );
             assert_eq!(
-                (fitted.status, &fitted.etag, &fitted.location),
-                (original.status, &original.etag, &original.location)
+                (fitted.status(), &fitted.etag, &fitted.location),
+                (original.status(), &original.etag, &original.location)
             );
             if status >= 400 && !whole {
+                let body = fitted.disposition.error().map(|e| e.to_body());
                 assert_eq!(
-                    fitted.body.as_ref().map(|b| &b["status"]),
+                    body.as_ref().map(|b| &b["status"]),
                     Some(&json!(status.to_string()))
                 );
             }

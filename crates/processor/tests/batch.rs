@@ -116,9 +116,9 @@ fn a_batch_of_creates_applies_and_queues_one_event_each() {
     let outcomes = run(&mut conn, &batch);
     assert_eq!(outcomes.len(), 3);
     for ((user_id, _), outcome) in creates.iter().zip(&outcomes) {
-        assert_eq!(outcome.status, 201, "{:?}", outcome.body);
+        assert_eq!(outcome.status(), 201, "{:?}", outcome.disposition);
         assert_eq!(
-            outcome.body.as_ref().map(|b| b["id"].clone()),
+            outcome.resource.as_ref().map(|b| b["id"].clone()),
             Some(json!(user_id))
         );
         assert!(live(&mut conn, &t, *user_id));
@@ -153,9 +153,13 @@ fn a_rejected_command_leaves_its_neighbours_applied() {
         inbound(&t, 2, create_last),
     ];
     let outcomes = run(&mut conn, &batch);
-    let statuses: Vec<u16> = outcomes.iter().map(|o| o.status).collect();
+    let statuses: Vec<u16> = outcomes.iter().map(|o| o.status()).collect();
     assert_eq!(statuses, [201, 404, 201]);
-    let error = outcomes[1].body.as_ref().expect("an error body");
+    let error = outcomes[1]
+        .disposition
+        .error()
+        .map(|e| e.to_body())
+        .expect("an error body");
     assert_eq!(error["status"], "404", "{error}");
     assert!(live(&mut conn, &t, first));
     assert!(live(&mut conn, &t, last));
@@ -176,7 +180,7 @@ fn a_replayed_command_is_answered_from_its_stored_outcome() {
     let events_after_first = unpublished(&mut conn, 100).expect("the outbox").len();
     let again = run(&mut conn, std::slice::from_ref(&message));
     assert_eq!(first, again, "the stored outcome, as first answered");
-    assert_eq!(again[0].status, 201);
+    assert_eq!(again[0].status(), 201);
     assert!(live(&mut conn, &t, user_id));
     assert_eq!(
         unpublished(&mut conn, 100).expect("the outbox").len(),
@@ -187,7 +191,7 @@ fn a_replayed_command_is_answered_from_its_stored_outcome() {
     let (other, create_other) = create("other@example.com");
     let mixed = run(&mut conn, &[message, inbound(&t, 1, create_other)]);
     assert_eq!(mixed[0], first[0]);
-    assert_eq!(mixed[1].status, 201);
+    assert_eq!(mixed[1].status(), 201);
     assert!(live(&mut conn, &t, other));
     assert_eq!(
         unpublished(&mut conn, 100).expect("the outbox").len(),

@@ -145,7 +145,12 @@ async fn the_loop_applies_answers_dead_letters_and_commits_without_a_broker() {
     .await
     .expect("every command answered");
     for id in expected {
-        assert_eq!(answered[&id].status, 201, "{:?}", answered[&id].body);
+        assert_eq!(
+            answered[&id].status(),
+            201,
+            "{:?}",
+            answered[&id].disposition
+        );
     }
     for user in [alone, b1, b2] {
         assert!(find_live(&mut conn, tenant, user, false)

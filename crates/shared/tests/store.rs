@@ -6,7 +6,7 @@ use diesel::{Connection, PgConnection};
 use serde_json::json;
 use uuid::Uuid;
 
-use scimflow_shared::command::Outcome;
+use scimflow_shared::command::{Disposition, Outcome};
 use scimflow_shared::store::commands::{find_outcomes, find_tenant_outcome, PendingWrites};
 use scimflow_shared::store::outbox::{
     delete_published, enqueue_message, last_attempt, outbox_backlog, record_attempt, unpublished,
@@ -93,13 +93,13 @@ fn a_stored_outcome_is_read_back_whole_and_only_by_its_tenant() {
     let db = TestDatabase::new("store_outcomes");
     let mut conn = db.connect();
     let (owner, other) = (tenant(&mut conn), tenant(&mut conn));
-    let outcome = Outcome {
-        command_id: Uuid::now_v7(),
-        status: 201,
-        body: Some(json!({"id": "u1", "userName": "ada@example.com"})),
-        etag: Some("W/\"1\"".into()),
-        location: Some("http://scim.example/Users/u1".into()),
-    };
+    let outcome = Outcome::success(
+        Uuid::now_v7(),
+        Disposition::Created,
+        json!({"id": "u1", "userName": "ada@example.com"}),
+        "W/\"1\"".into(),
+        "http://scim.example/Users/u1".into(),
+    );
     let dropped = Outcome {
         command_id: Uuid::now_v7(),
         ..outcome.clone()

@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 
 use chrono::Utc;
 use diesel::PgConnection;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use scimflow_shared::command::Outcome;
+use scimflow_core::event::{GroupChangeEvent, GroupChanged, GroupEventType, SCHEMA_VERSION};
+use scimflow_shared::command::{Disposition, Outcome};
 use scimflow_shared::scim::group::{
     check_patched_group, normalize_group, plan_group_patch, MemberChange,
 };
@@ -18,9 +19,6 @@ use scimflow_shared::store::groups::{self as store, GroupRow};
 use scimflow_shared::ScimError;
 
 use super::{check_if_match, emit_event, no_content, ApplyError, Context};
-
-/// Most member ids listed in one change event; the rest is counted.
-const EVENT_MEMBER_IDS: usize = 1000;
 
 pub(super) fn create(
     conn: &mut PgConnection,
@@ -45,8 +43,15 @@ pub(super) fn create(
     };
     store::insert(conn, &row)?;
     let added = store::add_members(conn, group_id, &members)?;
-    record(ctx, &row, "group.created", &["displayName"], &added, &[])?;
-    resource_outcome(conn, ctx, &row, 201)
+    record(
+        ctx,
+        &row,
+        GroupEventType::Created,
+        &[GroupChanged::DisplayName],
+        &added,
+        &[],
+    )?;
+    resource_outcome(conn, ctx, &row, Disposition::Created)
 }
 
 pub(super) fn replace(
@@ -89,7 +94,7 @@ pub(super) fn replace(
         Some(row) => row,
         None => current,
     };
-    resource_outcome(conn, ctx, &row, 200)
+    resource_outcome(conn, ctx, &row, Disposition::Ok)
 }
 
 pub(super) fn patch(
@@ -172,7 +177,7 @@ fn commit_change(
 ) -> Result<Option<GroupRow>, ApplyError> {
     let mut changed = Vec::new();
     if display_name != current.display_name || external_id != current.external_id {
-        changed.push("displayName");
+        changed.push(GroupChanged::DisplayName);
     }
     if changed.is_empty() && added.is_empty() && removed.is_empty() {
         return Ok(None);
@@ -208,7 +213,7 @@ pub(super) fn delete(
         updated_at: Utc::now(),
         ..current
     };
-    record(ctx, &gone, "group.deleted", &[], &[], &[])?;
+    record(ctx, &gone, GroupEventType::Deleted, &[], &[], &[])?;
     Ok(no_content(ctx))
 }
 
@@ -228,14 +233,21 @@ pub(super) fn record_removal_by_user_delete(
         ..current
     };
     store::update(conn, &row)?;
-    record(ctx, &row, "group.members_removed", &[], &[], &[user_id])
+    record(
+        ctx,
+        &row,
+        GroupEventType::MembersRemoved,
+        &[],
+        &[],
+        &[user_id],
+    )
 }
 
-fn event_type(changed: &[&str], added: &[Uuid], removed: &[Uuid]) -> &'static str {
+fn event_type(changed: &[GroupChanged], added: &[Uuid], removed: &[Uuid]) -> GroupEventType {
     match (changed.is_empty(), added.is_empty(), removed.is_empty()) {
-        (true, false, true) => "group.members_added",
-        (true, true, false) => "group.members_removed",
-        _ => "group.updated",
+        (true, false, true) => GroupEventType::MembersAdded,
+        (true, true, false) => GroupEventType::MembersRemoved,
+        _ => GroupEventType::Updated,
     }
 }
 
@@ -285,27 +297,20 @@ fn resource_outcome(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
     row: &GroupRow,
-    status: u16,
+    disposition: Disposition,
 ) -> Result<Outcome, ApplyError> {
     let members = store::members_of(conn, &[row.id])?
         .into_iter()
         .map(|(_, m)| m)
         .collect();
     let view = row.view(Some(members));
-    Ok(Outcome {
-        command_id: ctx.envelope.command_id,
-        status,
-        etag: Some(view.etag()),
-        location: Some(format!("{}/Groups/{}", ctx.envelope.base_url, row.id)),
-        body: Some(view.render(&ctx.envelope.base_url)),
-    })
-}
-
-fn capped(ids: &[Uuid]) -> Vec<String> {
-    ids.iter()
-        .take(EVENT_MEMBER_IDS)
-        .map(Uuid::to_string)
-        .collect()
+    Ok(Outcome::success(
+        ctx.envelope.command_id,
+        disposition,
+        view.render(&ctx.envelope.base_url),
+        view.etag(),
+        format!("{}/Groups/{}", ctx.envelope.base_url, row.id),
+    ))
 }
 
 /// The change event (P5), without the member list: downstream services
@@ -313,38 +318,39 @@ fn capped(ids: &[Uuid]) -> Vec<String> {
 fn record(
     ctx: &Context<'_>,
     row: &GroupRow,
-    kind: &str,
-    changed: &[&str],
+    kind: GroupEventType,
+    changed: &[GroupChanged],
     added: &[Uuid],
     removed: &[Uuid],
 ) -> Result<(), ApplyError> {
     let env = ctx.envelope;
-    let resource = if kind == "group.deleted" {
-        Value::Null
+    let resource = if kind == GroupEventType::Deleted {
+        None
     } else {
-        row.view(None).render(&env.base_url)
+        Some(row.view(None).render(&env.base_url))
     };
-    let mut changed: Vec<&str> = changed.to_vec();
+    let mut changed = changed.to_vec();
     if !added.is_empty() || !removed.is_empty() {
-        changed.push("members");
+        changed.push(GroupChanged::Members);
     }
-    let event = json!({
-        "schema_version": 1,
-        "event_id": Uuid::now_v7(),
-        "type": kind,
-        "tenant_id": row.tenant_id,
-        "resource_id": row.id,
-        "sequence": row.version,
-        "occurred_at": row.updated_at,
-        "command_id": env.command_id,
-        "request_id": env.request_id,
-        "changed": changed,
-        "members_added": capped(added),
-        "members_removed": capped(removed),
-        "members_added_count": added.len(),
-        "members_removed_count": removed.len(),
-        "resource": resource,
-    });
+    let event = GroupChangeEvent {
+        schema_version: SCHEMA_VERSION,
+        event_id: Uuid::now_v7(),
+        kind,
+        tenant_id: row.tenant_id,
+        resource_id: row.id,
+        sequence: row.version,
+        occurred_at: row.updated_at,
+        command_id: env.command_id,
+        request_id: env.request_id.clone(),
+        changed,
+        members_added: GroupChangeEvent::capped(added),
+        members_removed: GroupChangeEvent::capped(removed),
+        members_added_count: added.len() as u64,
+        members_removed_count: removed.len() as u64,
+        resource,
+        truncated: false,
+    };
     emit_event(
         ctx,
         &ctx.topics.group_changes(),

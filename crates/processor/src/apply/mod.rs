@@ -13,11 +13,11 @@ pub use creates::BatchCreates;
 use std::cell::RefCell;
 
 use diesel::PgConnection;
-use serde_json::Value;
 use uuid::Uuid;
 
 use scimflow_bus::Topics;
 use scimflow_shared::command::{Command, CommandEnvelope, Outcome};
+use scimflow_shared::scim::etag::list_matches;
 use scimflow_shared::scim::user::etag;
 use scimflow_shared::store::commands::PendingWrites;
 use scimflow_shared::store::tenants::TenantRow;
@@ -78,11 +78,7 @@ fn check_if_match(ctx: &Context<'_>, kind: &str, id: Uuid, version: i64) -> Resu
         return Ok(());
     };
     let current = etag(version);
-    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    if expected
-        .split(',')
-        .any(|tag| tag.trim() == "*" || strip(tag) == strip(&current))
-    {
+    if list_matches(expected, &current) {
         Ok(())
     } else {
         Err(ScimError::precondition_failed(format!(
@@ -93,13 +89,7 @@ fn check_if_match(ctx: &Context<'_>, kind: &str, id: Uuid, version: i64) -> Resu
 }
 
 fn no_content(ctx: &Context<'_>) -> Outcome {
-    Outcome {
-        command_id: ctx.envelope.command_id,
-        status: 204,
-        body: None,
-        etag: None,
-        location: None,
-    }
+    Outcome::no_content(ctx.envelope.command_id)
 }
 
 /// Queue a change event (P5) for this batch's transaction, keyed by
@@ -109,7 +99,7 @@ fn emit_event(
     topic: &str,
     tenant_id: Uuid,
     resource_id: Uuid,
-    event: &Value,
+    event: &impl serde::Serialize,
 ) -> Result<(), ApplyError> {
     let payload = serde_json::to_vec(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     ctx.pending.borrow_mut().message(

@@ -6,8 +6,9 @@ use diesel::PgConnection;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use scimflow_shared::command::Outcome;
-use scimflow_shared::rules::identity::identity_email;
+use scimflow_core::event::{UserChangeEvent, UserChanged, UserEventType, SCHEMA_VERSION};
+use scimflow_shared::command::{Disposition, Outcome};
+use scimflow_shared::rules::identity::{create_as, identity_email, CreateAs, EmailHolder};
 use scimflow_shared::rules::roles::{apply_role_effects, apply_roles, parse_role_values, Roles};
 use scimflow_shared::scim::patch::{apply_user_patch, parse_patch_request, patched_user};
 use scimflow_shared::scim::user::{normalize_user, UserView};
@@ -55,22 +56,14 @@ pub(super) fn create(
         .claim(tenant_id, &email, &user_name);
     // The row, and whether it is new (inserted with the batch's others).
     let (row, new) = match existing {
-        Some(row) if row.deleted_at.is_none() && row.scim_managed => {
-            return Err(ScimError::uniqueness(format!(
-                "a user with this primary work email already exists (id {}; rule I3)",
-                row.id
-            ))
-            .into());
-        }
-        // I3: link a manually provisioned user; L5: bring a deleted one back.
         Some(existing) => {
+            let decision = create_as(Some(EmailHolder {
+                id: existing.id,
+                deleted: existing.deleted_at.is_some(),
+                scim_managed: existing.scim_managed,
+            }))?;
             check_user_name_free(conn, tenant_id, &user_name, Some(existing.id))?;
             let roles = apply_roles(Some(existing.roles()?), &sent, ctx.tenant.plan())?;
-            let change = if existing.deleted_at.is_some() {
-                "restored"
-            } else {
-                "linked"
-            };
             let row = UserRow {
                 user_name,
                 external_id: external_id_of(&input.attrs),
@@ -86,7 +79,7 @@ pub(super) fn create(
                 ..existing.clone()
             };
             users::update(conn, &row)?;
-            record_change(ctx, Some(&existing), &row, change)?;
+            record_change(ctx, Some(&existing), &row, decision.change())?;
             (row, false)
         }
         None => {
@@ -110,11 +103,11 @@ pub(super) fn create(
                 updated_at: now,
                 deleted_at: None,
             };
-            record_change(ctx, None, &row, "created")?;
+            record_change(ctx, None, &row, CreateAs::New.change())?;
             (row, true)
         }
     };
-    let outcome = resource_outcome(conn, ctx, &row, 201)?;
+    let outcome = resource_outcome(conn, ctx, &row, Disposition::Created)?;
     if new {
         ctx.pending.borrow_mut().new_user(row);
     }
@@ -185,7 +178,7 @@ fn write_user(
         && roles.primary.as_str() == current.primary_role
         && roles.permission.as_str() == current.permission;
     if unchanged {
-        return resource_outcome(conn, ctx, &current, 200);
+        return resource_outcome(conn, ctx, &current, Disposition::Ok);
     }
     let row = UserRow {
         user_name,
@@ -212,7 +205,7 @@ fn write_user(
         _ => "updated",
     };
     record_change(ctx, Some(&current), &row, change)?;
-    resource_outcome(conn, ctx, &row, 200)
+    resource_outcome(conn, ctx, &row, Disposition::Ok)
 }
 
 pub(super) fn delete(
@@ -286,7 +279,7 @@ fn resource_outcome(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
     row: &UserRow,
-    status: u16,
+    disposition: Disposition,
 ) -> Result<Outcome, ApplyError> {
     let mut view: UserView = row.view()?;
     // A user created just now is in no group: skip the query on the
@@ -298,13 +291,13 @@ fn resource_outcome(
             .collect();
     }
     let body = view.render(&ctx.envelope.base_url);
-    Ok(Outcome {
-        command_id: ctx.envelope.command_id,
-        status,
-        etag: Some(view.etag()),
-        location: Some(format!("{}/Users/{}", ctx.envelope.base_url, row.id)),
-        body: Some(body),
-    })
+    Ok(Outcome::success(
+        ctx.envelope.command_id,
+        disposition,
+        body,
+        view.etag(),
+        format!("{}/Users/{}", ctx.envelope.base_url, row.id),
+    ))
 }
 
 /// The part of a user that history tracks: roles, active state, identity.
@@ -340,43 +333,44 @@ fn record_change(
             after: after_tracked,
         });
     }
-    let changed: Vec<&str> = match before {
+    let changed = match before {
         None => vec![],
         Some(b) => {
             let mut c = Vec::new();
             if b.attrs != after.attrs {
-                c.push("attributes");
+                c.push(UserChanged::Attributes);
             }
             if b.active != after.active {
-                c.push("active");
+                c.push(UserChanged::Active);
             }
             if b.primary_role != after.primary_role || b.permission != after.permission {
-                c.push("roles");
+                c.push(UserChanged::Roles);
             }
             if b.primary_email != after.primary_email {
-                c.push("identity");
+                c.push(UserChanged::Identity);
             }
             c
         }
     };
     let resource = if after.deleted_at.is_some() {
-        Value::Null
+        None
     } else {
-        after.view()?.render(&env.base_url)
+        Some(after.view()?.render(&env.base_url))
     };
-    let event = json!({
-        "schema_version": 1,
-        "event_id": Uuid::now_v7(),
-        "type": event_type(change),
-        "tenant_id": after.tenant_id,
-        "resource_id": after.id,
-        "sequence": after.version,
-        "occurred_at": after.updated_at,
-        "command_id": env.command_id,
-        "request_id": env.request_id,
-        "changed": changed,
-        "resource": resource,
-    });
+    let event = UserChangeEvent {
+        schema_version: SCHEMA_VERSION,
+        event_id: Uuid::now_v7(),
+        kind: event_type(change),
+        tenant_id: after.tenant_id,
+        resource_id: after.id,
+        sequence: after.version,
+        occurred_at: after.updated_at,
+        command_id: env.command_id,
+        request_id: env.request_id.clone(),
+        changed,
+        resource,
+        truncated: false,
+    };
     emit_event(
         ctx,
         &ctx.topics.user_changes(),
@@ -390,13 +384,13 @@ fn record_change(
 /// The public event type of a change (docs/events.md). History keeps the
 /// finer name: linking a manual user (I3) is an update to downstream
 /// services, and a returning user (L5) is created again.
-fn event_type(change: &str) -> &'static str {
+fn event_type(change: &str) -> UserEventType {
     match change {
-        "created" | "restored" => "user.created",
-        "deactivated" => "user.deactivated",
-        "reactivated" => "user.reactivated",
-        "deleted" => "user.deleted",
-        "roles_changed" => "user.roles_changed",
-        _ => "user.updated",
+        "created" | "restored" => UserEventType::Created,
+        "deactivated" => UserEventType::Deactivated,
+        "reactivated" => UserEventType::Reactivated,
+        "deleted" => UserEventType::Deleted,
+        "roles_changed" => UserEventType::RolesChanged,
+        _ => UserEventType::Updated,
     }
 }

@@ -97,7 +97,7 @@ impl PendingWrites {
     pub fn outcome(&mut self, tenant_id: Uuid, outcome: &Outcome) -> Result<(), StoreError> {
         let json = serde_json::to_value(outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.outcomes
-            .push((outcome.command_id, tenant_id, outcome.status as i16, json));
+            .push((outcome.command_id, tenant_id, outcome.status() as i16, json));
         Ok(())
     }
 

@@ -690,4 +690,24 @@ mod tests {
         }
         assert!(translated > 100, "{translated}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Every filter the parser accepts translates to SQL for both
+        /// resource types or is refused precisely (the parsers' own
+        /// property tests draw the same inputs).
+        #[test]
+        fn parsed_filters_translate_or_refuse_precisely(input in scimflow_core::scim::proptests::filter_input()) {
+            use scimflow_core::scim::proptests::assert_precise;
+            if let Ok(f) = parse_filter(&input) {
+                if let Err(e) = user_condition(&f) {
+                    assert_precise(&e)?;
+                }
+                if let Err(e) = group_condition(&f) {
+                    assert_precise(&e)?;
+                }
+            }
+        }
+    }
 }

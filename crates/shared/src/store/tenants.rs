@@ -270,13 +270,7 @@ pub fn delete(
             activity: diesel::delete(activity::table.filter(activity::tenant_id.eq(id)))
                 .execute(conn)?,
         };
-        let event = serde_json::json!({
-            "schema_version": 1,
-            "event_id": Uuid::now_v7(),
-            "type": "tenant.deleted",
-            "tenant_id": id,
-            "occurred_at": Utc::now(),
-        });
+        let event = scimflow_core::event::TenantDeletedEvent::new(Uuid::now_v7(), id, Utc::now());
         let payload = serde_json::to_vec(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for topic in change_topics {
             super::outbox::enqueue_message(conn, topic, &id.to_string(), &payload, &[])?;

@@ -69,11 +69,9 @@ pub fn parse_patch_request(body: &Value) -> Result<Vec<PatchOperation>, ScimErro
         return Err(ScimError::invalid_syntax("Operations must not be empty"));
     }
     if ops.len() > MAX_PATCH_OPERATIONS {
-        return Err(ScimError::new(
-            400,
-            Some(super::ScimType::TooMany),
-            format!("a PATCH may carry at most {MAX_PATCH_OPERATIONS} operations"),
-        ));
+        return Err(ScimError::too_many(format!(
+            "a PATCH may carry at most {MAX_PATCH_OPERATIONS} operations"
+        )));
     }
     ops.iter().map(parse_operation).collect()
 }

@@ -102,6 +102,56 @@ impl ScimError {
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(500, None, detail)
     }
+    /// More than a limit allows in one request (400 `tooMany`).
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::TooMany, detail)
+    }
+    /// A body or a command too large to take.
+    pub fn payload_too_large(scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
+        Self::new(413, scim_type, detail)
+    }
+    /// A tenant or a client over its rate; `Retry-After` says how long.
+    pub fn too_many_requests(detail: impl Into<String>) -> Self {
+        Self::new(429, None, detail)
+    }
+    /// An endpoint the service does not offer (`/Me`).
+    pub fn not_implemented(detail: impl Into<String>) -> Self {
+        Self::new(501, None, detail)
+    }
+    /// A /Bulk operation whose `bulkId` references cannot be resolved
+    /// (RFC 7644 §3.7.2: 409 `invalidValue`).
+    pub fn unresolved_reference(detail: impl Into<String>) -> Self {
+        Self::new(409, Some(ScimType::InvalidValue), detail)
+    }
+    /// A command held as a dead letter (or discarded from one) by an
+    /// operator.
+    pub fn dead_lettered(dead_letter_id: i64, discarded: bool) -> Self {
+        let what = if discarded {
+            "was discarded by an operator"
+        } else {
+            "is held for an operator"
+        };
+        Self::internal(format!(
+            "the request could not be applied and {what} (dead letter {dead_letter_id})"
+        ))
+    }
+    /// The same status with a shorter detail and no `scimType`.
+    pub fn reduced(&self, detail: impl Into<String>) -> Self {
+        Self::new(self.status, None, detail)
+    }
+
+    /// The error a stored body says (`to_body`'s form), with the status
+    /// stored beside it; what cannot be read is left out.
+    pub fn from_body(status: u16, body: Option<&Value>) -> Self {
+        let scim_type = body
+            .and_then(|b| b.get("scimType"))
+            .and_then(|t| serde_json::from_value(t.clone()).ok());
+        let detail = body
+            .and_then(|b| b.get("detail"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Self::new(status, scim_type, detail)
+    }
 
     /// The response body. `status` is a string, as RFC 7644 and both IdPs
     /// expect.

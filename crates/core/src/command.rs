@@ -176,38 +176,206 @@ impl CommandEnvelope {
     }
 }
 
+/// What became of a command, in the product's terms. The ingress alone
+/// turns a disposition into HTTP (status, headers, body).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// A resource was created (or a manual user linked, I3, or a deleted
+    /// one brought back, L5).
+    Created,
+    /// Applied (or nothing needed changing); the resource as it is now.
+    Ok,
+    /// Applied; nothing to return (a delete, a group PATCH).
+    NoContent,
+    /// Refused by the request's own content or a rule; nothing applied.
+    Rejected(ScimError),
+    /// Could not be applied and is held as this dead letter for an
+    /// operator.
+    DeadLettered { dead_letter_id: i64 },
+}
+
+impl Disposition {
+    pub fn is_success(&self) -> bool {
+        matches!(
+            self,
+            Disposition::Created | Disposition::Ok | Disposition::NoContent
+        )
+    }
+
+    /// The error a failed command is answered with.
+    pub fn error(&self) -> Option<ScimError> {
+        match self {
+            Disposition::Rejected(e) => Some(e.clone()),
+            Disposition::DeadLettered { dead_letter_id } => {
+                Some(ScimError::dead_lettered(*dead_letter_id, false))
+            }
+            _ => None,
+        }
+    }
+
+    /// The number the wire form and the dedup row carry for it (an HTTP
+    /// status, which is what they carried before dispositions were
+    /// typed). Not a decision about HTTP: the ingress makes that, and a
+    /// test holds the two equal.
+    pub fn wire_status(&self) -> u16 {
+        match self {
+            Disposition::Created => 201,
+            Disposition::Ok => 200,
+            Disposition::NoContent => 204,
+            Disposition::Rejected(e) => e.status,
+            Disposition::DeadLettered { .. } => 500,
+        }
+    }
+}
+
 /// The processor's answer to one command: what the ingress returns to the
 /// IdP. Also stored with the dedup record, so a redelivered command is
 /// answered identically without being applied again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Wire form (replies and dedup rows), unchanged since before the
+/// disposition was typed so that rows already stored and processors or
+/// ingresses of either build read each other:
+/// `{"command_id", "status": <number>, "body"?, "etag"?, "location"?}`,
+/// where `body` is the resource of a success or the SCIM error of a
+/// failure; a dead-lettered outcome adds `"dead_letter_id"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "OutcomeWire<'static>")]
 pub struct Outcome {
     pub command_id: Uuid,
-    pub status: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Disposition,
+    /// The resource of a success, unless the reply's shape leaves it out.
+    pub resource: Option<Value>,
     pub etag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct OutcomeWire<'a> {
+    command_id: Uuid,
+    status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<std::borrow::Cow<'a, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    location: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dead_letter_id: Option<i64>,
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use std::borrow::Cow;
+        let body = match self.disposition.error() {
+            Some(e) => Some(Cow::Owned(e.to_body())),
+            None => self.resource.as_ref().map(Cow::Borrowed),
+        };
+        let dead_letter_id = match self.disposition {
+            Disposition::DeadLettered { dead_letter_id } => Some(dead_letter_id),
+            _ => None,
+        };
+        OutcomeWire {
+            command_id: self.command_id,
+            status: self.disposition.wire_status(),
+            body,
+            etag: self.etag.as_deref().map(Cow::Borrowed),
+            location: self.location.as_deref().map(Cow::Borrowed),
+            dead_letter_id,
+        }
+        .serialize(s)
+    }
+}
+
+impl TryFrom<OutcomeWire<'_>> for Outcome {
+    type Error = String;
+
+    fn try_from(w: OutcomeWire<'_>) -> Result<Self, String> {
+        let body = w.body.map(std::borrow::Cow::into_owned);
+        let (disposition, resource) = match (w.status, w.dead_letter_id) {
+            (_, Some(dead_letter_id)) => (Disposition::DeadLettered { dead_letter_id }, None),
+            (201, None) => (Disposition::Created, body),
+            (200, None) => (Disposition::Ok, body),
+            (204, None) => (Disposition::NoContent, body),
+            (400..=599, None) => (
+                Disposition::Rejected(ScimError::from_body(w.status, body.as_ref())),
+                None,
+            ),
+            (other, None) => return Err(format!("an outcome with status {other}")),
+        };
+        Ok(Outcome {
+            command_id: w.command_id,
+            disposition,
+            resource,
+            etag: w.etag.map(std::borrow::Cow::into_owned),
+            location: w.location.map(std::borrow::Cow::into_owned),
+        })
+    }
+}
+
 impl Outcome {
-    /// The reply for a command that asked for `shape`: an error keeps its
-    /// body (the SCIM error), a success may leave the resource out.
-    pub fn shaped(self, shape: ReplyShape) -> Outcome {
-        match shape {
-            ReplyShape::WithoutResource if self.status < 400 => Outcome { body: None, ..self },
-            _ => self,
+    /// A success: the resource, its ETag and, for a create, its location.
+    pub fn success(
+        command_id: Uuid,
+        disposition: Disposition,
+        resource: Value,
+        etag: String,
+        location: String,
+    ) -> Self {
+        Outcome {
+            command_id,
+            disposition,
+            resource: Some(resource),
+            etag: Some(etag),
+            location: Some(location),
+        }
+    }
+
+    /// Applied, nothing to return.
+    pub fn no_content(command_id: Uuid) -> Self {
+        Outcome {
+            command_id,
+            disposition: Disposition::NoContent,
+            resource: None,
+            etag: None,
+            location: None,
+        }
+    }
+
+    /// Held as a dead letter for an operator.
+    pub fn dead_lettered(command_id: Uuid, dead_letter_id: i64) -> Self {
+        Outcome {
+            command_id,
+            disposition: Disposition::DeadLettered { dead_letter_id },
+            resource: None,
+            etag: None,
+            location: None,
         }
     }
 
     pub fn from_error(command_id: Uuid, err: &ScimError) -> Self {
         Outcome {
             command_id,
-            status: err.status,
-            body: Some(err.to_body()),
+            disposition: Disposition::Rejected(err.clone()),
+            resource: None,
             etag: None,
             location: None,
+        }
+    }
+
+    /// The status number its wire form carries (`Disposition::wire_status`).
+    pub fn status(&self) -> u16 {
+        self.disposition.wire_status()
+    }
+
+    /// The reply for a command that asked for `shape`: an error keeps its
+    /// body (the SCIM error), a success may leave the resource out.
+    pub fn shaped(self, shape: ReplyShape) -> Outcome {
+        match shape {
+            ReplyShape::WithoutResource if self.disposition.is_success() => Outcome {
+                resource: None,
+                ..self
+            },
+            _ => self,
         }
     }
 }
@@ -340,13 +508,13 @@ mod tests {
     use serde_json::json;
 
     fn outcome(n: u128, body_len: usize) -> Outcome {
-        Outcome {
-            command_id: Uuid::from_u128(n),
-            status: 201,
-            body: Some(json!({"id": n.to_string(), "pad": "x".repeat(body_len)})),
-            etag: Some(format!("W/\"{n}\"")),
-            location: Some(format!("http://h/Users/{n}")),
-        }
+        Outcome::success(
+            Uuid::from_u128(n),
+            Disposition::Created,
+            json!({"id": n.to_string(), "pad": "x".repeat(body_len)}),
+            format!("W/\"{n}\""),
+            format!("http://h/Users/{n}"),
+        )
     }
 
     #[test]
@@ -384,10 +552,11 @@ mod tests {
         ];
         for (o, shape, has_body) in cases {
             let shaped = o.clone().shaped(shape);
-            assert_eq!(shaped.body.is_some(), has_body, "{} {shape:?}", o.status);
+            let body = serde_json::to_value(&shaped).expect("encodes");
+            assert_eq!(body.get("body").is_some(), has_body, "{o:?} {shape:?}");
             assert_eq!(
-                (shaped.status, &shaped.etag, &shaped.location),
-                (o.status, &o.etag, &o.location)
+                (&shaped.disposition, &shaped.etag, &shaped.location),
+                (&o.disposition, &o.etag, &o.location)
             );
         }
     }
@@ -461,6 +630,87 @@ mod tests {
                 .collect::<String>();
             assert_eq!(CommandEnvelope::decode(&payload).is_ok(), decodes, "{text}");
             assert_eq!(CommandEnvelope::peek_ids(&payload), ids, "{text}");
+        }
+    }
+
+    /// Dedup rows and replies written before dispositions were typed
+    /// (the same wire form as now) read back as what they meant, and
+    /// encode again to the very same JSON.
+    #[test]
+    fn outcomes_in_the_stored_form_decode_and_encode_unchanged() {
+        let id = "01a226c2-9d3b-71aa-9f1e-0c3f1b2a4d5e";
+        let error = |status: &str, scim_type: Option<&str>, detail: &str| {
+            let mut e =
+                json!({"schemas": [crate::scim::ERROR_SCHEMA], "status": status, "detail": detail});
+            if let Some(t) = scim_type {
+                e["scimType"] = json!(t);
+            }
+            e
+        };
+        let user =
+            json!({"schemas": [crate::scim::USER_SCHEMA], "id": "u1", "userName": "a@x.com"});
+        let at = "http://h/scim/v2/t/Users/u1";
+        // (stored row, disposition it means, whether a resource comes with it)
+        let cases: Vec<(Value, Disposition, bool)> = vec![
+            (
+                json!({"command_id": id, "status": 201, "body": user, "etag": "W/\"1\"", "location": at}),
+                Disposition::Created,
+                true,
+            ),
+            (
+                json!({"command_id": id, "status": 201, "etag": "W/\"1\"", "location": at}),
+                Disposition::Created,
+                false,
+            ),
+            (
+                json!({"command_id": id, "status": 200, "body": user, "etag": "W/\"2\"", "location": at}),
+                Disposition::Ok,
+                true,
+            ),
+            (
+                json!({"command_id": id, "status": 204}),
+                Disposition::NoContent,
+                false,
+            ),
+            (
+                json!({"command_id": id, "status": 409, "body": error("409", Some("uniqueness"), "taken (rule I3)")}),
+                Disposition::Rejected(ScimError::uniqueness("taken (rule I3)")),
+                false,
+            ),
+            (
+                json!({"command_id": id, "status": 412, "body": error("412", None, "changed")}),
+                Disposition::Rejected(ScimError::precondition_failed("changed")),
+                false,
+            ),
+            (
+                json!({"command_id": id, "status": 401, "body": error("401", None, "the tenant no longer exists")}),
+                Disposition::Rejected(ScimError::unauthorized("the tenant no longer exists")),
+                false,
+            ),
+            (
+                json!({"command_id": id, "status": 500, "body": error("500", None, "boom")}),
+                Disposition::Rejected(ScimError::internal("boom")),
+                false,
+            ),
+            (
+                json!({"command_id": id, "status": 500, "dead_letter_id": 42, "body": error("500", None,
+                    "the request could not be applied and is held for an operator (dead letter 42)")}),
+                Disposition::DeadLettered { dead_letter_id: 42 },
+                false,
+            ),
+        ];
+        for (stored, disposition, has_resource) in cases {
+            let outcome: Outcome = serde_json::from_value(stored.clone()).expect("decodes");
+            assert_eq!(outcome.disposition, disposition, "{stored}");
+            assert_eq!(outcome.resource.is_some(), has_resource, "{stored}");
+            assert_eq!(outcome.status(), stored["status"], "{stored}");
+            assert_eq!(serde_json::to_value(&outcome).expect("encodes"), stored);
+        }
+        for unknown in [
+            json!({"command_id": id, "status": 302}),
+            json!({"command_id": id}),
+        ] {
+            assert!(serde_json::from_value::<Outcome>(unknown).is_err());
         }
     }
 

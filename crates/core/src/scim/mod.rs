@@ -2,13 +2,14 @@
 
 pub mod bulk;
 pub mod error;
+pub mod etag;
 pub mod filter;
 pub mod group;
 pub mod json;
 pub mod patch;
 pub mod path;
-#[cfg(test)]
-mod proptests;
+#[cfg(any(test, feature = "strategies"))]
+pub mod proptests;
 pub mod query;
 pub mod schema;
 pub mod user;

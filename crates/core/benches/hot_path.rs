@@ -1,17 +1,17 @@
 //! The pure work on every write and read: parsing filters, applying PATCH,
 //! deciding roles, and turning a typical user into and out of JSON.
-//! `cargo bench -p scimflow-shared`; compare runs, never assert times.
+//! `cargo bench -p scimflow-core`; compare runs, never assert times.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
 
-use scimflow_shared::rules::identity::identity_email;
-use scimflow_shared::rules::roles::{apply_roles, parse_role_values, PlanFeatures, Roles};
-use scimflow_shared::scim::filter::parse_filter;
-use scimflow_shared::scim::patch::{apply_user_patch, parse_patch_request};
-use scimflow_shared::scim::user::{normalize_user, UserView};
+use scimflow_core::rules::identity::identity_email;
+use scimflow_core::rules::roles::{apply_roles, parse_role_values, PlanFeatures, Roles};
+use scimflow_core::scim::filter::parse_filter;
+use scimflow_core::scim::patch::{apply_user_patch, parse_patch_request};
+use scimflow_core::scim::user::{normalize_user, UserView};
 
 fn okta_user() -> serde_json::Value {
     json!({

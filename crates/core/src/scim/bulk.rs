@@ -1,8 +1,9 @@
 //! Bulk (RFC 7644 §3.7): parsing a BulkRequest, finding the `bulkId`
-//! references between its operations, and substituting resolved ids.
-//! Pure; the ingress runs the operations.
+//! references between its operations, substituting resolved ids, and
+//! planning the waves they run in (`BulkPlanner`). Pure; the ingress runs
+//! the operations.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -110,8 +111,7 @@ pub fn parse_bulk_request(body: &Value) -> Result<BulkRequest, ScimError> {
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::invalid_syntax("a BulkRequest needs an Operations list"))?;
     if ops.len() > MAX_BULK_OPERATIONS {
-        return Err(ScimError::new(
-            413,
+        return Err(ScimError::payload_too_large(
             Some(ScimType::TooMany),
             format!("a bulk request may carry at most {MAX_BULK_OPERATIONS} operations"),
         ));
@@ -278,6 +278,124 @@ pub fn substitute(op: &mut Operation, resolved: &HashMap<String, String>) {
     }
 }
 
+/// Why an operation of a /Bulk request can never run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unrunnable {
+    /// It references a bulkId no POST of the request has, or one whose
+    /// POST failed.
+    Unresolved(String),
+    /// What is left references itself in a circle.
+    Circular,
+}
+
+impl Unrunnable {
+    /// Its entry's error: 409 `invalidValue` (RFC 7644 §3.7.2).
+    pub fn error(&self) -> ScimError {
+        match self {
+            Unrunnable::Unresolved(r) => ScimError::unresolved_reference(format!(
+                "bulkId {r} does not name a successful POST of this request"
+            )),
+            Unrunnable::Circular => ScimError::unresolved_reference("circular bulkId references"),
+        }
+    }
+}
+
+/// One wave of a /Bulk request: what runs now (its references replaced
+/// by the ids they resolved to), and what never will.
+#[derive(Debug, Default)]
+pub struct Wave {
+    pub ready: Vec<(usize, Operation)>,
+    pub unrunnable: Vec<(usize, Operation, Unrunnable)>,
+}
+
+/// Orders a /Bulk request's operations into waves: an operation runs once
+/// every bulkId it references resolved to a created resource, so users go
+/// before the groups that list them, and each wave runs all at once.
+/// The request's positions (`usize`) travel with the operations so that
+/// the response keeps the request's order.
+#[derive(Debug)]
+pub struct BulkPlanner {
+    /// The bulkIds of the request's valid operations.
+    producers: HashSet<String>,
+    /// bulkId to the id its POST created (or linked to: a create may
+    /// answer with an existing user's id, I3 and L5).
+    resolved: HashMap<String, String>,
+    /// bulkIds whose POST failed or could not run.
+    failed: HashSet<String>,
+    pending: Vec<(usize, Operation)>,
+}
+
+impl BulkPlanner {
+    pub fn new(operations: Vec<(usize, Operation)>) -> Self {
+        let producers = operations
+            .iter()
+            .filter_map(|(_, op)| op.bulk_id.clone())
+            .collect();
+        BulkPlanner {
+            producers,
+            resolved: HashMap::new(),
+            failed: HashSet::new(),
+            pending: operations,
+        }
+    }
+
+    /// Whether every operation has been handed out.
+    pub fn is_done(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The next wave. An operation referencing what will never resolve is
+    /// unrunnable, and so, in turn, is what references its bulkId; when
+    /// nothing can run, everything left is circular and the plan ends.
+    pub fn next_wave(&mut self) -> Wave {
+        let mut wave = Wave::default();
+        let mut waiting = Vec::new();
+        for (i, mut op) in std::mem::take(&mut self.pending) {
+            let refs = references(&op);
+            let broken = refs
+                .iter()
+                .find(|r| !self.producers.contains(*r) || self.failed.contains(*r));
+            if let Some(r) = broken {
+                let why = Unrunnable::Unresolved(r.clone());
+                if let Some(b) = &op.bulk_id {
+                    self.failed.insert(b.clone());
+                }
+                wave.unrunnable.push((i, op, why));
+            } else if refs.iter().all(|r| self.resolved.contains_key(r)) {
+                substitute(&mut op, &self.resolved);
+                wave.ready.push((i, op));
+            } else {
+                waiting.push((i, op));
+            }
+        }
+        if wave.ready.is_empty() {
+            wave.unrunnable.extend(
+                waiting
+                    .into_iter()
+                    .map(|(i, op)| (i, op, Unrunnable::Circular)),
+            );
+        } else {
+            self.pending = waiting;
+        }
+        wave
+    }
+
+    /// What an operation of a wave did: for a POST with a bulkId, the id
+    /// of the resource it created, or `None` when it failed.
+    pub fn record(&mut self, op: &Operation, created: Option<&str>) {
+        if let (Some(b), Method::Post) = (&op.bulk_id, op.method) {
+            match created {
+                Some(id) => {
+                    self.resolved.insert(b.clone(), id.to_string());
+                }
+                None => {
+                    self.failed.insert(b.clone());
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,5 +469,119 @@ mod tests {
             parse_bulk_request(&json!({"Operations": []})).map(|r| r.fail_on_errors),
             Ok(None)
         );
+    }
+
+    /// Waves as run: each wave's positions, then the positions that never
+    /// run and why, when every POST succeeds but those listed as failing.
+    #[test]
+    fn the_planner_runs_operations_in_waves_of_resolved_references() {
+        fn post(bulk_id: &str, refs: &[&str]) -> Operation {
+            let members: Vec<Value> = refs
+                .iter()
+                .map(|r| json!({"value": format!("bulkId:{r}")}))
+                .collect();
+            Operation {
+                method: Method::Post,
+                kind: ResourceKind::Group,
+                target: None,
+                bulk_id: Some(bulk_id.into()),
+                version: None,
+                data: Some(json!({"displayName": bulk_id, "members": members})),
+            }
+        }
+        fn patch(target: &str) -> Operation {
+            Operation {
+                method: Method::Patch,
+                kind: ResourceKind::User,
+                target: Some(target.into()),
+                bulk_id: None,
+                version: None,
+                data: Some(json!({"Operations": []})),
+            }
+        }
+        use Unrunnable::{Circular, Unresolved};
+        type Case = (
+            &'static str,
+            Vec<Operation>,
+            &'static [&'static str],
+            Vec<Vec<usize>>,
+            Vec<(usize, Unrunnable)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "independent operations run in one wave",
+                vec![post("a", &[]), post("b", &[]), patch("u1")],
+                &[],
+                vec![vec![0, 1, 2]],
+                vec![],
+            ),
+            (
+                "a group after the users it lists",
+                vec![post("g", &["a", "b"]), post("a", &[]), post("b", &[])],
+                &[],
+                vec![vec![1, 2], vec![0]],
+                vec![],
+            ),
+            (
+                "a chain runs one link per wave",
+                vec![patch("bulkId:g"), post("g", &["a"]), post("a", &[])],
+                &[],
+                vec![vec![2], vec![1], vec![0]],
+                vec![],
+            ),
+            (
+                "an unknown bulkId, and what depends on it",
+                vec![post("g", &["nobody"]), post("h", &["g"]), post("a", &[])],
+                &[],
+                vec![vec![2]],
+                vec![
+                    (0, Unresolved("nobody".into())),
+                    (1, Unresolved("g".into())),
+                ],
+            ),
+            (
+                "a failed POST fails what references it",
+                vec![post("a", &[]), post("g", &["a"]), patch("bulkId:a")],
+                &["a"],
+                vec![vec![0]],
+                vec![(1, Unresolved("a".into())), (2, Unresolved("a".into()))],
+            ),
+            (
+                "a circle never runs",
+                vec![post("a", &["b"]), post("b", &["a"]), post("c", &[])],
+                &[],
+                vec![vec![2]],
+                vec![(0, Circular), (1, Circular)],
+            ),
+            (
+                "a POST referencing itself",
+                vec![post("a", &["a"])],
+                &[],
+                vec![],
+                vec![(0, Circular)],
+            ),
+        ];
+        for (name, ops, failing, want_waves, want_unrunnable) in cases {
+            let mut planner = BulkPlanner::new(ops.into_iter().enumerate().collect());
+            let (mut waves, mut unrunnable) = (Vec::new(), Vec::new());
+            while !planner.is_done() {
+                let wave = planner.next_wave();
+                unrunnable.extend(wave.unrunnable.into_iter().map(|(i, _, why)| (i, why)));
+                if wave.ready.is_empty() {
+                    break;
+                }
+                waves.push(wave.ready.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+                for (_, op) in &wave.ready {
+                    assert!(references(op).is_empty(), "{name}: substituted");
+                    let failed = op.bulk_id.as_deref().is_some_and(|b| failing.contains(&b));
+                    let id = op.bulk_id.as_ref().map(|b| format!("id-{b}"));
+                    planner.record(op, id.as_deref().filter(|_| !failed));
+                }
+            }
+            assert_eq!(waves, want_waves, "{name}");
+            assert_eq!(unrunnable, want_unrunnable, "{name}");
+        }
+        let e = Unrunnable::Circular.error();
+        assert_eq!((e.status, e.scim_type), (409, Some(ScimType::InvalidValue)));
     }
 }

@@ -1,6 +1,8 @@
-//! Identity rules I1/I2: a user is identified by its primary work email.
+//! Identity rules I1/I2: a user is identified by its primary work email;
+//! and what a create does when that email is already held (I3, L5).
 
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use crate::scim::ScimError;
 
@@ -71,10 +73,103 @@ pub fn looks_like_email(s: &str) -> bool {
     }
 }
 
+/// The user that already holds a create's identity email, as far as the
+/// decision needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailHolder {
+    pub id: Uuid,
+    /// Deleted (kept with `deleted_at`, L5).
+    pub deleted: bool,
+    /// Provisioned through SCIM, as opposed to by hand (the CLI).
+    pub scim_managed: bool,
+}
+
+/// What a create does, given who holds its identity email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateAs {
+    /// Nobody holds it: a new user with the id the ingress minted.
+    New,
+    /// I3: a manually provisioned user takes the IdP's data and becomes
+    /// SCIM-managed, keeping its id.
+    Link(Uuid),
+    /// L5: a deleted user comes back, keeping its id and history.
+    Return(Uuid),
+}
+
+impl CreateAs {
+    /// The history row's name for the change.
+    pub fn change(self) -> &'static str {
+        match self {
+            CreateAs::New => "created",
+            CreateAs::Link(_) => "linked",
+            CreateAs::Return(_) => "restored",
+        }
+    }
+}
+
+/// I3 and L5: a create whose email a live SCIM-managed user holds is a
+/// 409 naming that user; one a deleted user holds brings it back; one a
+/// live manual user holds links to it.
+pub fn create_as(holder: Option<EmailHolder>) -> Result<CreateAs, ScimError> {
+    match holder {
+        None => Ok(CreateAs::New),
+        Some(h) if h.deleted => Ok(CreateAs::Return(h.id)),
+        Some(h) if h.scim_managed => Err(ScimError::uniqueness(format!(
+            "a user with this primary work email already exists (id {}; rule I3)",
+            h.id
+        ))),
+        Some(h) => Ok(CreateAs::Link(h.id)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn i3_and_l5_decide_a_create_by_who_holds_its_email() {
+        let id = Uuid::from_u128(7);
+        let holder = |deleted, scim_managed| {
+            Some(EmailHolder {
+                id,
+                deleted,
+                scim_managed,
+            })
+        };
+        // (holder, expected decision or the 409's detail fragment)
+        let cases: [(Option<EmailHolder>, Result<CreateAs, &str>); 5] = [
+            (None, Ok(CreateAs::New)),
+            (holder(false, false), Ok(CreateAs::Link(id))),
+            (holder(true, true), Ok(CreateAs::Return(id))),
+            (holder(true, false), Ok(CreateAs::Return(id))),
+            (
+                holder(false, true),
+                Err("(id 00000000-0000-0000-0000-000000000007; rule I3)"),
+            ),
+        ];
+        for (holder, want) in cases {
+            match (create_as(holder), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{holder:?}"),
+                (Err(e), Err(detail)) => {
+                    assert_eq!(
+                        (e.status, e.scim_type),
+                        (409, Some(crate::ScimType::Uniqueness))
+                    );
+                    assert!(e.detail.contains(detail), "{}", e.detail);
+                }
+                (got, want) => panic!("{holder:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let changes = [
+            (CreateAs::New, "created"),
+            (CreateAs::Link(id), "linked"),
+            (CreateAs::Return(id), "restored"),
+        ];
+        for (decision, change) in changes {
+            assert_eq!(decision.change(), change);
+        }
+    }
 
     #[test]
     fn i1_picks_the_identity_email_in_rule_order() {
