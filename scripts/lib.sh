@@ -175,7 +175,7 @@ ensure_database() {
 # first: it must leave its consumer group while the broker is still up.
 # tansu 0.6 persists group membership, and a member that vanished together
 # with the broker is still the group's leader after a quick restart, which
-# leaves the new processor with no partitions (see ARCHITECTURE.md).
+# leaves the new processor with no partitions (see docs/local-broker.md).
 #
 # tansu binds without SO_REUSEADDR, so a broker stopped moments ago leaves
 # its port unusable while its connections sit in TIME_WAIT (up to a

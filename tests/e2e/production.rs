@@ -402,7 +402,7 @@ async fn a_noisy_tenants_backlog_does_not_hold_another_tenants_write() {
 
     const BACKLOG: usize = 3000;
     // The default batch size (500) reads ten batches ahead: the whole
-    // backlog fits the window, as fair sharing needs (ARCHITECTURE.md).
+    // backlog fits the window, as fair sharing needs (docs/guarantees.md).
     let mut stack = Stack::new("fair_share");
     // The ingress creates the topics; no processor yet, so the backlog builds.
     stack.spawn_ingress();
