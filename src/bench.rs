@@ -67,6 +67,15 @@ pub struct BenchArgs {
     /// Mozilla's roots.
     #[arg(long)]
     ca_cert: Option<PathBuf>,
+    /// Another SCIM server to run the same workload against after this
+    /// one, as `NAME=BASE_URL` (repeatable; `scripts/bench-peers` starts
+    /// the peers and passes them). Results are printed side by side with
+    /// the ratios.
+    #[arg(long = "peer", value_parser = parse_peer)]
+    peers: Vec<(String, String)>,
+    /// A peer's bearer token, as `NAME=TOKEN` (repeatable).
+    #[arg(long = "peer-token", value_parser = parse_peer)]
+    peer_tokens: Vec<(String, String)>,
 }
 
 /// The bench's HTTP client: http or https (rustls, Mozilla's roots and any
@@ -83,6 +92,22 @@ fn http_client(concurrency: usize, extra_ca: Option<&[u8]>) -> anyhow::Result<re
         }
     }
     Ok(builder.build()?)
+}
+
+fn parse_peer(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => {
+            Ok((name.to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected NAME=VALUE, got {raw:?}")),
+    }
+}
+
+/// One server the workload runs against.
+struct Target {
+    name: String,
+    base: String,
+    token: Option<String>,
 }
 
 /// Resident memory samples of one process, from its `/metrics`.
@@ -248,25 +273,35 @@ fn user_body(shape: Shape, run: &str, i: usize) -> Value {
     }
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let base = args.url.trim_end_matches('/').to_string();
-    let extra_ca = match &args.ca_cert {
-        Some(path) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("reading the CA certificates in {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let client = http_client(args.concurrency, extra_ca.as_deref())?;
-    let auth = format!("Bearer {}", args.token);
+/// The workload against one target: what each request kind measured,
+/// the memory samples, and the run's name (the prefix of its userNames).
+struct TargetRun {
+    kinds: BTreeMap<String, Kind>,
+    memory: BTreeMap<String, MemorySamples>,
+    run: String,
+}
+
+async fn run_target(
+    args: &BenchArgs,
+    client: reqwest::Client,
+    target: &Target,
+    metrics: &[String],
+) -> anyhow::Result<TargetRun> {
+    let base = target.base.trim_end_matches('/').to_string();
+    let auth = format!("Bearer {}", target.token.as_deref().unwrap_or_default());
+    // A list request is the one probe every SCIM server answers (not all
+    // serve /ServiceProviderConfig): it checks the URL and the token.
     let probe = client
-        .get(format!("{base}/ServiceProviderConfig"))
+        .get(format!("{base}/Users"))
+        .query(&[("count", "1")])
         .header("Authorization", &auth)
         .send()
-        .await?;
+        .await
+        .with_context(|| format!("{}: {base} is not reachable", target.name))?;
     if !probe.status().is_success() {
         bail!(
-            "{base}/ServiceProviderConfig answered {}: check the URL and token",
+            "{}: {base}/Users answered {}: check the URL and token",
+            target.name,
             probe.status()
         );
     }
@@ -275,7 +310,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ids: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(vec![None; args.users]));
     let memory: Arc<Mutex<BTreeMap<String, MemorySamples>>> = Arc::default();
     let sampler = {
-        let (client, urls, memory) = (ctx.0.clone(), args.metrics.clone(), memory.clone());
+        let (client, urls, memory) = (ctx.0.clone(), metrics.to_vec(), memory.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
@@ -461,19 +496,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     sampler.abort();
-    let memory: BTreeMap<String, Value> = memory
-        .lock()
-        .map(|m| m.iter().map(|(u, s)| (u.clone(), s.summary())).collect())
-        .unwrap_or_default();
-    let summary: BTreeMap<String, Value> = kinds
-        .iter()
-        .map(|(k, v)| (k.clone(), v.summary()))
-        .collect();
+    let memory = memory.lock().map(|m| m.clone()).unwrap_or_default();
+    Ok(TargetRun { kinds, memory, run })
+}
+
+fn print_kinds(summary: &BTreeMap<String, Value>) {
     println!(
         "{:<14} {:>9} {:>9} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9}",
         "kind", "requests", "items", "errors", "req/s", "items/s", "p50 ms", "p99 ms", "max ms"
     );
-    for (k, v) in &summary {
+    for (k, v) in summary {
         let f = |name: &str| v[name].to_string();
         println!(
             "{:<14} {:>9} {:>9} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9}",
@@ -488,22 +520,122 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             f("max_ms")
         );
     }
-    for (url, m) in &memory {
-        println!(
-            "memory {url}: {} samples; first {} MiB, after warm-up {} to {} MiB ({}% growth), last {} MiB",
-            m["samples"], m["first_mib"], m["warm_min_mib"], m["warm_max_mib"], m["growth_after_warmup_pct"], m["last_mib"]
-        );
+}
+
+/// scimflow beside each peer, per request kind: throughput and p99, and
+/// scimflow's throughput as a multiple of the peer's. A peer that got any
+/// answer wrong (or does not serve the kind) has no ratio.
+fn print_comparison(results: &[(String, BTreeMap<String, Value>)]) {
+    let Some((first, ours)) = results.first() else {
+        return;
+    };
+    println!();
+    print!("{:<14} {:>20}", "kind", format!("{first} items/s (p99)"));
+    for (name, _) in &results[1..] {
+        print!(" {:>24} {:>7}", format!("{name} items/s (p99)"), "ratio");
+    }
+    println!();
+    for (kind, v) in ours {
+        let cell = |v: &Value| format!("{} ({} ms)", v["items_per_second"], v["p99_ms"]);
+        print!("{:<14} {:>20}", kind, cell(v));
+        for (_, theirs) in &results[1..] {
+            match theirs.get(kind) {
+                Some(t) if t["errors"] == 0 && t["requests"] != 0 => {
+                    let (a, b) = (
+                        v["items_per_second"].as_f64().unwrap_or(0.0),
+                        t["items_per_second"].as_f64().unwrap_or(0.0),
+                    );
+                    let ratio = if b > 0.0 {
+                        format!("{:.2}x", a / b)
+                    } else {
+                        "-".into()
+                    };
+                    print!(" {:>24} {:>7}", cell(t), ratio);
+                }
+                Some(t) => print!(" {:>24} {:>7}", format!("{} errors", t["errors"]), "-"),
+                None => print!(" {:>24} {:>7}", "-", "-"),
+            }
+        }
+        println!();
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let extra_ca = match &args.ca_cert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading the CA certificates in {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let client = http_client(args.concurrency, extra_ca.as_deref())?;
+    let mut targets = vec![Target {
+        name: "scimflow".into(),
+        base: args.url.clone(),
+        token: Some(args.token.clone()),
+    }];
+    for (name, base) in &args.peers {
+        let token = args
+            .peer_tokens
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone());
+        targets.push(Target {
+            name: name.clone(),
+            base: base.clone(),
+            token,
+        });
+    }
+    let mut results: Vec<(String, BTreeMap<String, Value>)> = Vec::new();
+    let mut report = Vec::new();
+    let mut errors = 0;
+    for (i, target) in targets.iter().enumerate() {
+        // Memory is sampled from scimflow's own services only.
+        let metrics = if i == 0 { args.metrics.as_slice() } else { &[] };
+        if targets.len() > 1 {
+            println!("{}: {}", target.name, target.base);
+        }
+        let outcome = run_target(&args, client.clone(), target, metrics).await?;
+        let summary: BTreeMap<String, Value> = outcome
+            .kinds
+            .iter()
+            .map(|(k, v)| (k.clone(), v.summary()))
+            .collect();
+        let memory: BTreeMap<String, Value> = outcome
+            .memory
+            .iter()
+            .map(|(u, s)| (u.clone(), s.summary()))
+            .collect();
+        print_kinds(&summary);
+        for (url, m) in &memory {
+            println!(
+                "memory {url}: {} samples; first {} MiB, after warm-up {} to {} MiB ({}% growth), last {} MiB",
+                m["samples"], m["first_mib"], m["warm_min_mib"], m["warm_max_mib"], m["growth_after_warmup_pct"], m["last_mib"]
+            );
+        }
+        // A peer's wrong answers are its own result, shown in the
+        // comparison; only scimflow's fail the command.
+        if i == 0 {
+            errors = outcome.kinds.values().map(|k| k.errors).sum();
+        }
+        report.push(json!({
+            "name": target.name, "target": target.base, "run": outcome.run,
+            "kinds": summary, "memory": memory,
+        }));
+        results.push((target.name.clone(), summary));
+    }
+    if results.len() > 1 {
+        print_comparison(&results);
     }
     if let Some(path) = &args.report {
         let report = json!({
-            "target": ctx.1, "shape": format!("{:?}", args.shape), "concurrency": args.concurrency,
+            "shape": format!("{:?}", args.shape), "concurrency": args.concurrency,
             "users": args.users, "bulk": args.bulk, "lookups": args.lookups, "groups": args.groups,
-            "members_per_group": args.members_per_group, "run": run, "kinds": summary, "memory": memory,
+            "members_per_group": args.members_per_group, "targets": report,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let errors: usize = kinds.values().map(|k| k.errors).sum();
     if errors > 0 {
         bail!("{errors} request(s) got a wrong answer");
     }
