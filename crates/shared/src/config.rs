@@ -797,6 +797,15 @@ impl Config {
     /// setting has its default.
     #[cfg(any(test, feature = "testing"))]
     pub fn from_settings(settings: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Config::from_pairs(settings, HashMap::new())
+    }
+
+    /// `settings` as the environment, over `file`.
+    #[cfg(any(test, feature = "testing"))]
+    fn from_pairs(
+        settings: &[(&str, &str)],
+        file: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = settings
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -809,7 +818,7 @@ impl Config {
         let lookup = move |name: &str| env.get(name).cloned();
         Config::from_sources(&Sources {
             env: &lookup,
-            file: HashMap::new(),
+            file,
             hostname: None,
             env_properties,
         })
@@ -826,26 +835,11 @@ mod tests {
     use super::*;
 
     fn config(env: &[(&str, &str)], file: &str) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let file = parse_config_file(file).map_err(|reason| ConfigError::File {
             path: "test.env".into(),
             reason,
         })?;
-        let env_properties = env
-            .iter()
-            .filter(|(k, _)| k.starts_with(KAFKA_PROPERTY_PREFIX))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let lookup = move |name: &str| env.get(name).cloned();
-        Config::from_sources(&Sources {
-            env: &lookup,
-            file,
-            hostname: None,
-            env_properties,
-        })
+        Config::from_pairs(env, file)
     }
 
     #[test]
