@@ -565,20 +565,7 @@ async fn admin_api_replays_and_discards_dead_letters() {
         .expect("id")
         .to_string();
     // The cause: a database rule these commands break, fixed later.
-    {
-        use diesel::RunQueryDsl;
-        let mut db = stack.db();
-        diesel::sql_query(
-            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN
-               IF NEW.attrs->>'title' = 'poison' THEN RAISE EXCEPTION 'title poison is refused by a database rule'; END IF;
-               RETURN NEW; END $$ LANGUAGE plpgsql",
-        )
-        .execute(&mut db)
-        .expect("function");
-        diesel::sql_query("CREATE TRIGGER refuse_poison BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION refuse_poison()")
-            .execute(&mut db)
-            .expect("trigger");
-    }
+    stack.refuse_poison();
     for id in [&first, &second] {
         let r = t
             .patch(
@@ -647,12 +634,7 @@ async fn admin_api_replays_and_discards_dead_letters() {
         .assert_problem(400);
 
     // The cause is fixed; one letter is replayed, the other discarded.
-    {
-        use diesel::RunQueryDsl;
-        diesel::sql_query("DROP TRIGGER refuse_poison ON users")
-            .execute(&mut stack.db())
-            .expect("drop trigger");
-    }
+    stack.allow_poison();
     let replay = api
         .call(
             Method::POST,

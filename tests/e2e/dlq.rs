@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use diesel::RunQueryDsl;
 use serde_json::json;
 
 use crate::common::{eventually, patch_op, Stack};
@@ -35,17 +34,7 @@ async fn p2_p4_poison_command_is_dead_lettered_held_and_replayed_once() {
         );
     }
     // The cause: a database rule this command breaks, fixed later by ops.
-    let mut db = stack.db();
-    diesel::sql_query(
-        "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN
-           IF NEW.attrs->>'title' = 'poison' THEN RAISE EXCEPTION 'title poison is refused by a database rule'; END IF;
-           RETURN NEW; END $$ LANGUAGE plpgsql",
-    )
-    .execute(&mut db)
-    .expect("function");
-    diesel::sql_query("CREATE TRIGGER refuse_poison BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION refuse_poison()")
-        .execute(&mut db)
-        .expect("trigger");
+    stack.refuse_poison();
 
     // Other users' writes keep flowing while the poison is retried.
     let flow = others.iter().map(|id| {
@@ -178,9 +167,7 @@ async fn p2_p4_poison_command_is_dead_lettered_held_and_replayed_once() {
         .is_some_and(|a| a.parse::<i64>().unwrap_or(0) > 1));
 
     // Fix the cause, replay: the poison and what it held apply, once, in order.
-    diesel::sql_query("DROP TRIGGER refuse_poison ON users")
-        .execute(&mut db)
-        .expect("drop trigger");
+    stack.allow_poison();
     let poison_id = listed[0]["id"].as_i64().expect("id").to_string();
     let replayed = stack.cli(&["dlq", "replay", &poison_id, "--json"]);
     assert_eq!(

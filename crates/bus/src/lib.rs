@@ -20,7 +20,7 @@
 //!
 //! Every client gets the operator's librdkafka properties (`KafkaSettings`,
 //! `KAFKA_PROPERTY_*`: TLS, SASL, tuning) on top of the design's own, which
-//! configuration refuses to let anyone override. Workarounds for the local
+//! `settings` refuses to let anyone override (configuration reads them). Workarounds for the local
 //! broker are not here: the local stack sets them through the same
 //! properties (scripts/run, the test harness).
 //!
@@ -29,8 +29,6 @@
 
 use std::future::Future;
 use std::time::Duration;
-
-pub use scimflow_shared::config::KafkaSettings;
 
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
@@ -45,12 +43,14 @@ use rdkafka::types::RDKafkaErrorCode;
 pub mod fake;
 mod publish;
 mod replies;
+pub mod settings;
 mod source;
 pub mod stats;
 pub mod tail;
 
 pub use publish::{Outgoing, Publisher};
 pub use replies::ReplyStream;
+pub use settings::KafkaSettings;
 pub use source::{CommandSource, IdleWatchdog, Inbound, Membership, Paused, Received};
 pub use tail::Message;
 
@@ -108,7 +108,7 @@ pub mod headers {
     /// W3C Trace Context, on commands (the ingress request's span) and on
     /// change events (the processor span that applied the command), so
     /// one write is one trace. Read and written by `trace_context`.
-    pub use scimflow_shared::trace_context::{TRACEPARENT, TRACESTATE};
+    pub use scimflow_core::trace_context::{TRACEPARENT, TRACESTATE};
     pub const DLQ_REASON: &str = "scimflow-dlq-reason";
     pub const DLQ_ATTEMPTS: &str = "scimflow-dlq-attempts";
     pub const DLQ_ORIGINAL_TOPIC: &str = "scimflow-dlq-original-topic";

@@ -46,6 +46,21 @@ impl<'a> Outgoing<'a> {
     pub fn headers(self, headers: &'a [(&'a str, &'a str)]) -> Self {
         Outgoing { headers, ..self }
     }
+
+    /// The producer's record of it.
+    fn record(&self) -> FutureRecord<'a, str, [u8]> {
+        let mut record = FutureRecord::<str, [u8]>::to(self.topic).payload(self.payload);
+        if let Some(key) = self.key {
+            record = record.key(key);
+        }
+        if let Some(partition) = self.partition {
+            record = record.partition(partition);
+        }
+        if !self.headers.is_empty() {
+            record = record.headers(make_headers(self.headers));
+        }
+        record
+    }
 }
 
 /// A role's producer: Kafka, or the in-memory bus.
@@ -77,17 +92,7 @@ impl Publisher {
     pub async fn send(&self, m: Outgoing<'_>, timeout: Duration) -> Result<(i32, i64), BusError> {
         match &self.0 {
             Via::Kafka(p) => {
-                let mut record = FutureRecord::<str, [u8]>::to(m.topic).payload(m.payload);
-                if let Some(key) = m.key {
-                    record = record.key(key);
-                }
-                if let Some(partition) = m.partition {
-                    record = record.partition(partition);
-                }
-                if !m.headers.is_empty() {
-                    record = record.headers(make_headers(m.headers));
-                }
-                let delivery = p.send(record, timeout).await.map_err(|(e, _)| e)?;
+                let delivery = p.send(m.record(), timeout).await.map_err(|(e, _)| e)?;
                 Ok((delivery.partition, delivery.offset))
             }
             Via::Fake(bus) => bus.append(&m),
@@ -97,19 +102,10 @@ impl Publisher {
     /// Enqueue one message without waiting for its ack.
     pub fn enqueue(&self, m: Outgoing<'_>) -> Result<(), BusError> {
         match &self.0 {
-            Via::Kafka(p) => {
-                let mut record = FutureRecord::<str, [u8]>::to(m.topic).payload(m.payload);
-                if let Some(key) = m.key {
-                    record = record.key(key);
-                }
-                if let Some(partition) = m.partition {
-                    record = record.partition(partition);
-                }
-                if !m.headers.is_empty() {
-                    record = record.headers(make_headers(m.headers));
-                }
-                p.send_result(record).map(|_| ()).map_err(|(e, _)| e.into())
-            }
+            Via::Kafka(p) => p
+                .send_result(m.record())
+                .map(|_| ())
+                .map_err(|(e, _)| e.into()),
             Via::Fake(bus) => bus.append(&m).map(|_| ()),
         }
     }

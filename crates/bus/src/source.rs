@@ -14,12 +14,12 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::{Offset, TopicPartitionList};
-use scimflow_shared::command::CommandBatch;
+use scimflow_core::command::CommandBatch;
 
 use crate::fake::{FakeBus, Subscription};
 use crate::tail::Message;
 use crate::{group_consumer_config, headers, BusError, KafkaSettings};
-use scimflow_shared::trace_context::{self, TraceContext};
+use scimflow_core::trace_context::{self, TraceContext};
 
 /// A command as it came off the topic.
 #[derive(Debug, Clone, PartialEq)]

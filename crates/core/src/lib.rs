@@ -4,7 +4,9 @@
 //! typed `Disposition`; `event`: change events, which generate the
 //! published JSON Schemas), and the decisions that need no stored state
 //! beyond what they are given (`scim::bulk::BulkPlanner`, the /Bulk wave
-//! planner; `rules::identity::create_as`, I3 link-or-409 and L5 return).
+//! planner; `rules::identity::create_as`, I3 link-or-409 and L5 return),
+//! and W3C trace context over header pairs (`trace_context`), which HTTP
+//! and Kafka headers share.
 //!
 //! Everything here is a function of its arguments: no I/O, no database,
 //! broker, HTTP server or runtime, and no clock: times and ids are passed
@@ -17,5 +19,6 @@ pub mod command;
 pub mod event;
 pub mod rules;
 pub mod scim;
+pub mod trace_context;
 
 pub use scim::error::{ScimError, ScimType};

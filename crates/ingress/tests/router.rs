@@ -9,7 +9,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use chrono::Utc;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
@@ -21,8 +20,7 @@ use scimflow_ingress::activity::Recorder;
 use scimflow_ingress::{router, AppState};
 use scimflow_shared::command::{Command, CommandEnvelope, Disposition, Outcome, ReplyBatch};
 use scimflow_shared::config::Config;
-use scimflow_shared::store::tenants::{self, TenantRow};
-use scimflow_shared::store::test_db::TestDatabase;
+use scimflow_shared::store::test_db::{insert_tenant, TestDatabase};
 use scimflow_shared::token;
 
 const PARTITIONS: i32 = 4;
@@ -52,22 +50,7 @@ impl Harness {
         .expect("a configuration");
         let pool = db.pool(4);
         let secret = token::generate();
-        let tenant = Uuid::now_v7();
-        let mut conn = db.connect();
-        tenants::insert(
-            &mut conn,
-            &TenantRow {
-                id: tenant,
-                name: test.to_string(),
-                token_hash: token::hash(&secret),
-                features: Vec::new(),
-                created_at: Utc::now(),
-                token_rotated_at: None,
-                suspended_at: None,
-                deleted_at: None,
-            },
-        )
-        .expect("a tenant");
+        let tenant = insert_tenant(&mut db.connect(), test, &secret);
         let topics = Topics::new(&prefix);
         let bus = FakeBus::new();
         bus.create_topic(&topics.commands(), PARTITIONS);

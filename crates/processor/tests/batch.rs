@@ -12,8 +12,7 @@ use scimflow_processor::batch::{run_batch, BatchSettings, Disposition};
 use scimflow_processor::policy::{Attempt, Mode};
 use scimflow_shared::command::{Command, CommandEnvelope, Outcome, ReplyShape, ENVELOPE_VERSION};
 use scimflow_shared::store::outbox::unpublished;
-use scimflow_shared::store::tenants::{self, TenantRow};
-use scimflow_shared::store::test_db::TestDatabase;
+use scimflow_shared::store::test_db::{insert_tenant, TestDatabase};
 use scimflow_shared::store::users::find_live;
 
 struct Tenant {
@@ -21,22 +20,9 @@ struct Tenant {
 }
 
 fn tenant(conn: &mut PgConnection) -> Tenant {
-    let id = Uuid::now_v7();
-    tenants::insert(
-        conn,
-        &TenantRow {
-            id,
-            name: "batch".into(),
-            token_hash: scimflow_shared::token::hash(&scimflow_shared::token::generate()),
-            features: Vec::new(),
-            created_at: Utc::now(),
-            token_rotated_at: None,
-            suspended_at: None,
-            deleted_at: None,
-        },
-    )
-    .expect("a tenant");
-    Tenant { id }
+    Tenant {
+        id: insert_tenant(conn, "batch", &scimflow_shared::token::generate()),
+    }
 }
 
 /// A command as it comes off the command topic: keyed by its resource.

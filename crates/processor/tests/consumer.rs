@@ -17,8 +17,7 @@ use scimflow_shared::command::{
     Command, CommandBatch, CommandEnvelope, Outcome, ReplyBatch, ReplyShape, ENVELOPE_VERSION,
 };
 use scimflow_shared::config::Config;
-use scimflow_shared::store::tenants::{self, TenantRow};
-use scimflow_shared::store::test_db::TestDatabase;
+use scimflow_shared::store::test_db::{insert_tenant, TestDatabase};
 use scimflow_shared::store::users::find_live;
 
 const PARTITIONS: i32 = 2;
@@ -59,21 +58,7 @@ async fn the_loop_applies_answers_dead_letters_and_commits_without_a_broker() {
     ])
     .expect("a configuration");
     let mut conn = db.connect();
-    let tenant = Uuid::now_v7();
-    tenants::insert(
-        &mut conn,
-        &TenantRow {
-            id: tenant,
-            name: "consumer".into(),
-            token_hash: scimflow_shared::token::hash(&scimflow_shared::token::generate()),
-            features: Vec::new(),
-            created_at: Utc::now(),
-            token_rotated_at: None,
-            suspended_at: None,
-            deleted_at: None,
-        },
-    )
-    .expect("a tenant");
+    let tenant = insert_tenant(&mut conn, "consumer", &scimflow_shared::token::generate());
 
     let topics = Topics::new(&prefix);
     let (commands, reply_topic) = (topics.commands(), topics.replies("ingress-1"));

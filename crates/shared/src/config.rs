@@ -9,13 +9,18 @@
 //! does not know is an error, not a silently ignored typo.
 //!
 //! Besides scimflow's own settings, `KAFKA_PROPERTY_<NAME>` passes a
-//! librdkafka property to every Kafka client (`KafkaSettings`): NAME is the
+//! Kafka client property to every client (`KafkaSettings`): NAME is the
 //! property upper-cased with `.` as `_` (`KAFKA_PROPERTY_SASL_MECHANISMS`
-//! is `sasl.mechanisms`). Properties the design depends on are refused.
+//! is `sasl.mechanisms`). Properties the design depends on are refused;
+//! the bus says which (`scimflow_bus::settings`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use scimflow_bus::settings::{
+    is_secret_property, property_name, KafkaSettings, KAFKA_PROPERTY_PREFIX,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -92,123 +97,6 @@ impl std::fmt::Debug for AdminTokenHash {
 /// tenant.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
-/// Names starting with this pass a librdkafka property to every client.
-pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
-
-/// librdkafka properties scimflow sets itself because a guarantee rests on
-/// them: passing them through is refused, with the guarantee.
-const OWNED_PROPERTIES: &[(&str, &str)] = &[
-    ("bootstrap.servers", "it is set by KAFKA_BROKERS"),
-    ("metadata.broker.list", "it is set by KAFKA_BROKERS"),
-    ("group.id", "it is set by SCIMFLOW_CONSUMER_GROUP: every processor must be in the one group that divides the command topic's partitions"),
-    ("enable.auto.commit", "the processor commits an offset only after the database transaction that applied its command (P1)"),
-    ("enable.auto.offset.store", "the processor stores an offset only after the database transaction that applied its command (P1)"),
-    ("auto.offset.reset", "a new consumer group must start at the earliest command, or commands already on the topic are never applied"),
-    ("enable.idempotence", "a retried send must not duplicate or reorder one resource's commands (P2)"),
-    ("acks", "a write is acknowledged only once every in-sync replica has its command"),
-    ("request.required.acks", "a write is acknowledged only once every in-sync replica has its command"),
-    ("partitioner", "the ingress groups a /Bulk request's commands by the partition librdkafka's consistent_random partitioner picks for each key"),
-    ("transactional.id", "scimflow does not use Kafka transactions: the database transaction and the outbox decide what happened"),
-    ("isolation.level", "scimflow does not use Kafka transactions, so there is nothing for read_committed to hide"),
-    ("message.timeout.ms", "an outbox relay taking over waits this bound (10 s) before publishing what its predecessor may still deliver"),
-    ("delivery.timeout.ms", "an outbox relay taking over waits this bound (10 s) before publishing what its predecessor may still deliver"),
-    ("fetch.wait.max.ms", "it is set by SCIMFLOW_KAFKA_FETCH_WAIT_MS"),
-    ("message.max.bytes", "it is set by SCIMFLOW_MAX_MESSAGE_BYTES, which the request body limit and every topic's limit follow from"),
-];
-
-/// Whether a property's value is a secret, shown redacted
-/// (`scimflow config check`, debug output).
-pub fn is_secret_property(name: &str) -> bool {
-    name.contains("password")
-        || name.contains("secret")
-        || name.contains(".pem")
-        || name == "sasl.oauthbearer.config"
-}
-
-/// The Kafka clients' settings, given to every `bus` client builder.
-#[derive(Clone)]
-pub struct KafkaSettings {
-    /// `KAFKA_BROKERS`: bootstrap servers, comma-separated.
-    pub brokers: String,
-    /// `KAFKA_PROPERTY_*`: librdkafka properties for every client, by
-    /// their librdkafka names, sorted.
-    pub properties: Vec<(String, String)>,
-    /// `SCIMFLOW_KAFKA_FETCH_WAIT_MS` (default 50): how long the broker may
-    /// hold a consumer's fetch when it has nothing new (`fetch.wait.max.ms`)
-    /// for the processor and the reply consumers. Kafka answers as soon as
-    /// data arrives, so this only bounds idle polling there; tansu 0.6 holds
-    /// every fetch this long, so against it this is latency per hop
-    /// (docs/PERFORMANCE.md).
-    pub fetch_wait: Duration,
-    /// `SCIMFLOW_TOPIC_REPLICATION` (default -1, the broker's default
-    /// replication factor): replicas of each topic scimflow creates.
-    pub topic_replication: i32,
-}
-
-impl KafkaSettings {
-    /// Defaults for `brokers`, no properties (tools and tests).
-    pub fn new(brokers: &str) -> Self {
-        KafkaSettings {
-            brokers: brokers.to_string(),
-            properties: Vec::new(),
-            fetch_wait: Duration::from_millis(50),
-            topic_replication: -1,
-        }
-    }
-
-    pub fn with_property(mut self, name: &str, value: &str) -> Self {
-        self.properties.retain(|(n, _)| n != name);
-        self.properties.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    /// The properties with secrets replaced, for display.
-    pub fn redacted_properties(&self) -> Vec<(String, String)> {
-        self.properties
-            .iter()
-            .map(|(n, v)| {
-                let v = if is_secret_property(n) {
-                    "<redacted>".to_string()
-                } else {
-                    v.clone()
-                };
-                (n.clone(), v)
-            })
-            .collect()
-    }
-}
-
-impl std::fmt::Debug for KafkaSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaSettings")
-            .field("brokers", &self.brokers)
-            .field("properties", &self.redacted_properties())
-            .field("fetch_wait", &self.fetch_wait)
-            .field("topic_replication", &self.topic_replication)
-            .finish()
-    }
-}
-
-/// The librdkafka name of a `KAFKA_PROPERTY_*` setting, or why it is
-/// refused.
-fn property_name(setting: &str) -> Result<String, String> {
-    let name = setting
-        .strip_prefix(KAFKA_PROPERTY_PREFIX)
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .replace('_', ".");
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
-        return Err(
-            "expected KAFKA_PROPERTY_ and a librdkafka property name, upper-cased with '.' as '_'"
-                .into(),
-        );
-    }
-    if let Some((_, why)) = OWNED_PROPERTIES.iter().find(|(n, _)| *n == name) {
-        return Err(format!("{name} is set by scimflow: {why}"));
-    }
-    Ok(name)
-}
-
 /// What a command's envelope may add to the request body it carries: ids,
 /// timestamps, the base URL, the request id and `If-Match`. A body may
 /// take the rest of a message ([`Config::max_body_bytes`]); the ingress
@@ -220,8 +108,8 @@ pub const ENVELOPE_RESERVE: usize = 16 * 1024;
 /// The longest reply deadline a setting may ask for, in milliseconds.
 pub const MAX_DEADLINE_MS: u64 = 3_600_000;
 
-/// The bounds of `SCIMFLOW_MAX_MESSAGE_BYTES`. Below librdkafka's default
-/// the processor's reply batches (512 KiB) and the ingress's command
+/// The bounds of `SCIMFLOW_MAX_MESSAGE_BYTES`. Below the Kafka client's
+/// default the processor's reply batches (512 KiB) and the ingress's command
 /// batches (256 KiB) would have to shrink with it; above 16 MiB a single
 /// request would hold too much memory.
 pub const MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1_000_000..=16 * 1024 * 1024;
@@ -347,7 +235,7 @@ pub struct Config {
     /// it, it reads on only once a batch is applied (a batch always has
     /// room for one command, however large).
     pub read_ahead_bytes: usize,
-    /// `SCIMFLOW_MAX_MESSAGE_BYTES` (default 1000000, librdkafka's own;
+    /// `SCIMFLOW_MAX_MESSAGE_BYTES` (default 1000000, the Kafka client's own;
     /// 1000000 to 16777216): the one size setting. The largest Kafka
     /// message any scimflow producer sends (`message.max.bytes`), the topic
     /// limit set when scimflow creates a topic (`max.message.bytes`), what
@@ -909,6 +797,15 @@ impl Config {
     /// setting has its default.
     #[cfg(any(test, feature = "testing"))]
     pub fn from_settings(settings: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Config::from_pairs(settings, HashMap::new())
+    }
+
+    /// `settings` as the environment, over `file`.
+    #[cfg(any(test, feature = "testing"))]
+    fn from_pairs(
+        settings: &[(&str, &str)],
+        file: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = settings
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -921,7 +818,7 @@ impl Config {
         let lookup = move |name: &str| env.get(name).cloned();
         Config::from_sources(&Sources {
             env: &lookup,
-            file: HashMap::new(),
+            file,
             hostname: None,
             env_properties,
         })
@@ -938,26 +835,11 @@ mod tests {
     use super::*;
 
     fn config(env: &[(&str, &str)], file: &str) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let file = parse_config_file(file).map_err(|reason| ConfigError::File {
             path: "test.env".into(),
             reason,
         })?;
-        let env_properties = env
-            .iter()
-            .filter(|(k, _)| k.starts_with(KAFKA_PROPERTY_PREFIX))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let lookup = move |name: &str| env.get(name).cloned();
-        Config::from_sources(&Sources {
-            env: &lookup,
-            file,
-            hostname: None,
-            env_properties,
-        })
+        Config::from_pairs(env, file)
     }
 
     #[test]
@@ -1068,24 +950,6 @@ mod tests {
             ),
             "{refused:?}"
         );
-    }
-
-    #[test]
-    fn secrets_are_recognised_by_name() {
-        for (name, secret) in [
-            ("sasl.password", true),
-            ("ssl.key.password", true),
-            ("ssl.keystore.password", true),
-            ("ssl.key.pem", true),
-            ("ssl.certificate.pem", true),
-            ("sasl.oauthbearer.client.secret", true),
-            ("sasl.oauthbearer.config", true),
-            ("sasl.username", false),
-            ("security.protocol", false),
-            ("ssl.ca.location", false),
-        ] {
-            assert_eq!(is_secret_property(name), secret, "{name}");
-        }
     }
 
     #[test]
@@ -1350,7 +1214,8 @@ mod tests {
             (
                 &[("KAFKA_PROPERTY_", "x")],
                 FILE,
-                "expected KAFKA_PROPERTY_ and a librdkafka property name",
+                // The bus's own test checks the rest of the reason.
+                "KAFKA_PROPERTY_*=\"KAFKA_PROPERTY_=x\" is invalid: expected KAFKA_PROPERTY_ and a",
             ),
         ];
         for (env, file, expected) in cases {

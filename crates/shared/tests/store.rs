@@ -1,7 +1,6 @@
 //! The store against a real PostgreSQL database, a fresh one per test
 //! (cloned from the migrated template and dropped when the test ends).
 
-use chrono::Utc;
 use diesel::{Connection, PgConnection};
 use serde_json::json;
 use uuid::Uuid;
@@ -12,27 +11,11 @@ use scimflow_shared::store::outbox::{
     delete_published, enqueue_message, last_attempt, outbox_backlog, record_attempt, unpublished,
     unpublished_between,
 };
-use scimflow_shared::store::tenants::{self, TenantRow};
-use scimflow_shared::store::test_db::TestDatabase;
+use scimflow_shared::store::test_db::{insert_tenant, TestDatabase};
 use scimflow_shared::store::StoreError;
 
 fn tenant(conn: &mut PgConnection) -> Uuid {
-    let id = Uuid::now_v7();
-    tenants::insert(
-        conn,
-        &TenantRow {
-            id,
-            name: "store".into(),
-            token_hash: scimflow_shared::token::hash(&scimflow_shared::token::generate()),
-            features: Vec::new(),
-            created_at: Utc::now(),
-            token_rotated_at: None,
-            suspended_at: None,
-            deleted_at: None,
-        },
-    )
-    .expect("a tenant");
-    id
+    insert_tenant(conn, "store", &scimflow_shared::token::generate())
 }
 
 /// The outbox holds exactly what committed, in id order, with its

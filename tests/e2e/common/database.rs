@@ -11,6 +11,30 @@ impl Stack {
         PgConnection::establish(&self.db_url).expect("connect to the test database")
     }
 
+    /// A database rule that fails every update of a user whose title
+    /// becomes `poison`: commands that pass the ingress's checks and still
+    /// cannot be applied, until `allow_poison` lifts it.
+    pub fn refuse_poison(&self) {
+        let mut db = self.db();
+        diesel::sql_query(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN
+               IF NEW.attrs->>'title' = 'poison' THEN RAISE EXCEPTION 'title poison is refused by a database rule'; END IF;
+               RETURN NEW; END $$ LANGUAGE plpgsql",
+        )
+        .execute(&mut db)
+        .expect("function");
+        diesel::sql_query("CREATE TRIGGER refuse_poison BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION refuse_poison()")
+            .execute(&mut db)
+            .expect("trigger");
+    }
+
+    /// The cause of `refuse_poison` fixed.
+    pub fn allow_poison(&self) {
+        diesel::sql_query("DROP TRIGGER refuse_poison ON users")
+            .execute(&mut self.db())
+            .expect("drop trigger");
+    }
+
     /// A single number from SQL (`SELECT count(*) AS n ...`).
     pub fn count(&self, sql: &str) -> i64 {
         #[derive(diesel::QueryableByName)]

@@ -318,17 +318,18 @@ pub struct ActivityEntry {
 
 impl From<ActivityRow> for ActivityEntry {
     fn from(r: ActivityRow) -> Self {
+        let e = r.entry;
         ActivityEntry {
             id: r.id,
-            occurred_at: r.occurred_at,
-            method: r.method,
-            resource_type: r.resource_type,
-            resource_id: r.resource_id,
-            status: r.status,
-            request_id: r.request_id,
-            user_id: r.user_id,
-            scim_type: r.scim_type,
-            detail: r.detail,
+            occurred_at: e.occurred_at,
+            method: e.method,
+            resource_type: e.resource_type,
+            resource_id: e.resource_id,
+            status: e.status,
+            request_id: e.request_id,
+            user_id: e.user_id,
+            scim_type: e.scim_type,
+            detail: e.detail,
         }
     }
 }

@@ -14,7 +14,9 @@ use super::StoreError;
 /// The most characters of an error detail kept.
 pub const MAX_DETAIL_CHARS: usize = 1024;
 
-#[derive(Debug, Clone, Insertable)]
+/// An entry as recorded; stored, it gains its place in the log
+/// (`ActivityRow`).
+#[derive(Debug, Clone, Insertable, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = activity)]
 pub struct NewActivity {
     pub tenant_id: Uuid,
@@ -33,16 +35,9 @@ pub struct NewActivity {
 #[diesel(table_name = activity)]
 pub struct ActivityRow {
     pub id: i64,
-    pub tenant_id: Uuid,
-    pub occurred_at: DateTime<Utc>,
-    pub method: String,
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
-    pub status: i16,
-    pub request_id: Option<String>,
-    pub user_id: Option<Uuid>,
-    pub scim_type: Option<String>,
-    pub detail: Option<String>,
+    #[diesel(embed)]
+    #[serde(flatten)]
+    pub entry: NewActivity,
 }
 
 /// Which entries a listing shows.

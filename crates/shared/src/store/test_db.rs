@@ -4,8 +4,11 @@
 //! no migrations), and the clone is dropped when the test's handle goes,
 //! passed or failed. Only for tests (the `testing` feature).
 
+use chrono::Utc;
 use diesel::{Connection, PgConnection, RunQueryDsl};
+use uuid::Uuid;
 
+use super::tenants::{self, TenantRow};
 use super::{connect_pool, PgPool};
 
 /// The cluster (`SCIMFLOW_TEST_PG`) and the migrated template
@@ -30,7 +33,7 @@ impl TestDatabase {
     pub fn new(test: &str) -> TestDatabase {
         let cluster = required_env("SCIMFLOW_TEST_PG");
         let template = required_env("SCIMFLOW_TEST_TEMPLATE");
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let suffix = Uuid::new_v4().simple().to_string();
         let name = format!("{}_{}", test, &suffix[..8]);
         let mut admin = PgConnection::establish(&format!("{cluster}/postgres"))
             .unwrap_or_else(|e| panic!("connecting to the test cluster: {e}"));
@@ -61,6 +64,27 @@ impl TestDatabase {
         connect_pool(&self.url, size, std::time::Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("a pool on {}: {e}", self.name))
     }
+}
+
+/// An active tenant named `name` whose bearer token is `token`, with no
+/// plan features; its id.
+pub fn insert_tenant(conn: &mut PgConnection, name: &str, token: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    tenants::insert(
+        conn,
+        &TenantRow {
+            id,
+            name: name.to_string(),
+            token_hash: crate::token::hash(token),
+            features: Vec::new(),
+            created_at: Utc::now(),
+            token_rotated_at: None,
+            suspended_at: None,
+            deleted_at: None,
+        },
+    )
+    .unwrap_or_else(|e| panic!("inserting the tenant {name}: {e}"));
+    id
 }
 
 impl Drop for TestDatabase {
