@@ -10,24 +10,51 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 TANSU_VERSION="0.6.0"
 TANSU_FEATURES="dynostore,postgres,libsql"
-TANSU_ROOT="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/tansu-$TANSU_VERSION"
-TANSU_BIN="$TANSU_ROOT/bin/tansu"
+# tansu answers a fetch only after sleeping out the consumer's whole
+# fetch.wait.max.ms, data or not; Kafka answers as soon as data arrives.
+# This patch to its storage crate makes a waiting fetch wake on the next
+# produce, so a lone write crosses each hop in about a millisecond while an
+# idle consumer still costs one storage read per wait.
+TANSU_PATCH="$ROOT/scripts/tansu/fetch-answers-on-produce.patch"
+TANSU_CRATE_SHA256="4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d"
+TANSU_STORAGE_CRATE_SHA256="720d2ed8e6010c70f7f06e5af5a7274ebbf6e42fdcd9e46de542b10dc4d2f35d"
+TANSU_ROOT="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/tansu-$TANSU_VERSION-$(sha256sum "$TANSU_PATCH" | cut -c1-12)"
+# SCIMFLOW_TANSU_BIN runs another build (the stock one, to compare).
+TANSU_BIN="${SCIMFLOW_TANSU_BIN:-$TANSU_ROOT/bin/tansu}"
 
 log() { printf '\033[1m[scimflow]\033[0m %s\n' "$*" >&2; }
 die() { printf '[scimflow] error: %s\n' "$*" >&2; exit 1; }
 
-# tansu, pinned, with the sqlite (libsql) storage engine that keeps topics
-# and offsets across restarts. Built once per machine and reused.
+# fetch_crate NAME VERSION SHA256 DIR: a crate's source from crates.io,
+# checked against its pinned checksum, unpacked into DIR.
+fetch_crate() {
+  local file="$4/$1-$2.crate"
+  curl -fsSL --retry 3 "https://static.crates.io/crates/$1/$1-$2.crate" -o "$file" || die "downloading $1 $2 failed"
+  echo "$3  $file" | sha256sum -c --quiet - || die "$1 $2: checksum mismatch"
+  tar xzf "$file" -C "$4"
+}
+
+# tansu, pinned and patched (above), with the sqlite (libsql) storage
+# engine that keeps topics and offsets across restarts. Built once per
+# machine and patch, then reused. Its own Cargo.lock pins every dependency.
 ensure_tansu() {
   if [ -x "$TANSU_BIN" ] && "$TANSU_BIN" --version 2>/dev/null | grep -q "tansu $TANSU_VERSION"; then
     return
   fi
-  log "building tansu $TANSU_VERSION (features $TANSU_FEATURES); this takes about 20 minutes, once per machine"
-  mkdir -p "$TANSU_ROOT"
-  cargo install "tansu@$TANSU_VERSION" --locked --features "$TANSU_FEATURES" \
-    --root "$TANSU_ROOT" --target-dir "$TANSU_ROOT/build" >"$TANSU_ROOT/build.log" 2>&1 \
+  log "building tansu $TANSU_VERSION (features $TANSU_FEATURES, patched); this takes about 20 minutes, once per machine"
+  local build="$TANSU_ROOT/build"
+  rm -rf "$build" && mkdir -p "$build"
+  fetch_crate tansu "$TANSU_VERSION" "$TANSU_CRATE_SHA256" "$build"
+  fetch_crate tansu-storage "$TANSU_VERSION" "$TANSU_STORAGE_CRATE_SHA256" "$build"
+  patch -s -p1 -d "$build/tansu-storage-$TANSU_VERSION" <"$TANSU_PATCH" || die "patching tansu-storage failed"
+  printf '\n[patch.crates-io]\ntansu-storage = { path = "../tansu-storage-%s" }\n' "$TANSU_VERSION" \
+    >>"$build/tansu-$TANSU_VERSION/Cargo.toml"
+  cargo build --release --quiet --bin tansu --features "$TANSU_FEATURES" \
+    --manifest-path "$build/tansu-$TANSU_VERSION/Cargo.toml" --target-dir "$build/target" >"$TANSU_ROOT/build.log" 2>&1 \
     || { tail -30 "$TANSU_ROOT/build.log" >&2; die "building tansu failed (log: $TANSU_ROOT/build.log)"; }
-  rm -rf "$TANSU_ROOT/build"
+  mkdir -p "$TANSU_ROOT/bin"
+  cp "$build/target/release/tansu" "$TANSU_BIN"
+  rm -rf "$build"
   "$TANSU_BIN" --version >/dev/null || die "tansu did not build"
 }
 
