@@ -58,19 +58,28 @@ ensure_tansu() {
   "$TANSU_BIN" --version >/dev/null || die "tansu did not build"
 }
 
+# ensure_venv DIR BIN PINS WHAT PIP_ARGS...: a virtualenv in DIR whose
+# bin/BIN exists, installed with PIP_ARGS and installed again from scratch
+# whenever PINS (what it was installed from) changes.
+ensure_venv() {
+  local dir="$1" bin="$2" pins="$3" what="$4"
+  shift 4
+  if [ -x "$dir/bin/$bin" ] && [ "$(cat "$dir/.pins" 2>/dev/null)" = "$pins" ]; then
+    return
+  fi
+  log "installing $what"
+  rm -rf "$dir"
+  python3 -m venv "$dir" || die "python3 -m venv failed"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" || die "installing $what failed"
+  printf '%s\n' "$pins" >"$dir/.pins"
+}
+
 # scim2-tester (through scim2-cli), pinned, in a virtualenv cached per user.
 SCIM2_PINS="scim2-cli==0.6.0 scim2-tester==0.5.2 scim2-client==0.13.2 scim2-models==0.12.3"
 SCIM2_VENV="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/scim2-venv"
 ensure_scim2_tester() {
-  if [ -x "$SCIM2_VENV/bin/scim2" ] && [ "$(cat "$SCIM2_VENV/.pins" 2>/dev/null)" = "$SCIM2_PINS" ]; then
-    return
-  fi
-  log "installing $SCIM2_PINS"
-  rm -rf "$SCIM2_VENV"
-  python3 -m venv "$SCIM2_VENV" || die "python3 -m venv failed"
   # shellcheck disable=SC2086
-  "$SCIM2_VENV/bin/pip" install --quiet --disable-pip-version-check $SCIM2_PINS || die "installing scim2-tester failed"
-  echo "$SCIM2_PINS" >"$SCIM2_VENV/.pins"
+  ensure_venv "$SCIM2_VENV" scim2 "$SCIM2_PINS" "$SCIM2_PINS" $SCIM2_PINS
 }
 
 # The admin API's checkers (the OpenAPI document's validator, and
@@ -79,16 +88,9 @@ ensure_scim2_tester() {
 ADMIN_TOOLS_PINS="openapi-spec-validator==0.9.0 schemathesis==4.32.5"
 ADMIN_TOOLS_VENV="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/admin-api-venv"
 ensure_admin_api_tools() {
-  if [ -x "$ADMIN_TOOLS_VENV/bin/schemathesis" ] && [ "$(cat "$ADMIN_TOOLS_VENV/.pins" 2>/dev/null)" = "$ADMIN_TOOLS_PINS" ]; then
-    return
-  fi
-  log "installing $ADMIN_TOOLS_PINS"
-  rm -rf "$ADMIN_TOOLS_VENV"
-  python3 -m venv "$ADMIN_TOOLS_VENV" || die "python3 -m venv failed"
   # shellcheck disable=SC2086
-  "$ADMIN_TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check $ADMIN_TOOLS_PINS \
-    || die "installing the admin API's checkers failed"
-  echo "$ADMIN_TOOLS_PINS" >"$ADMIN_TOOLS_VENV/.pins"
+  ensure_venv "$ADMIN_TOOLS_VENV" schemathesis "$ADMIN_TOOLS_PINS" "the admin API's checkers ($ADMIN_TOOLS_PINS)" \
+    $ADMIN_TOOLS_PINS
 }
 
 # The deployment files' schema validators (scripts/check-deploy), pinned in
@@ -96,17 +98,8 @@ ensure_admin_api_tools() {
 DEPLOY_VENV="${SCIMFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/scimflow}/deploy-venv"
 KUBERNETES_VERSION="1.30.0"
 ensure_deploy_validators() {
-  local pins
-  pins="$(cat "$ROOT/deploy/validators.txt")"
-  if [ -x "$DEPLOY_VENV/bin/kubernetes-validate" ] && [ "$(cat "$DEPLOY_VENV/.pins" 2>/dev/null)" = "$pins" ]; then
-    return
-  fi
-  log "installing the deployment files' validators (deploy/validators.txt)"
-  rm -rf "$DEPLOY_VENV"
-  python3 -m venv "$DEPLOY_VENV" || die "python3 -m venv failed"
-  "$DEPLOY_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/deploy/validators.txt" \
-    || die "installing the deployment validators failed"
-  echo "$pins" >"$DEPLOY_VENV/.pins"
+  ensure_venv "$DEPLOY_VENV" kubernetes-validate "$(cat "$ROOT/deploy/validators.txt")" \
+    "the deployment files' validators (deploy/validators.txt)" -r "$ROOT/deploy/validators.txt"
 }
 
 # cargo-deny, pinned, built once per machine into the tools cache (deny.toml
