@@ -31,7 +31,8 @@ enum Cmd {
     Ingress,
     /// Run the command processor (and the outbox relay).
     Processor,
-    /// Serve the admin HTTP API (/admin/v1) on SCIMFLOW_ADMIN_API_ADDR.
+    /// Serve the admin HTTP API (/admin/v1) and the support console (/console)
+    /// on SCIMFLOW_ADMIN_API_ADDR.
     AdminApi,
     /// Manage tenants.
     #[command(subcommand)]
@@ -103,7 +104,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Ingress => run_role("ingress", scimflow_ingress::run).await,
         Cmd::Processor => run_role("processor", scimflow_processor::run).await,
-        Cmd::AdminApi => run_role("admin-api", scimflow_admin::api::run).await,
+        Cmd::AdminApi => {
+            run_role("admin-api", |config, shutdown| {
+                scimflow_admin::api::run(config, shutdown, scimflow_console::router)
+            })
+            .await
+        }
         Cmd::Tenant(cmd) => cli::tenant(cmd).await,
         Cmd::User(cmd) => cli::user(cmd).await,
         Cmd::Dlq(cmd) => cli::dlq(cmd).await,

@@ -100,7 +100,8 @@ impl IntoResponse for ApiError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
-            ApiError::Service(ServiceError::Store(_)) | ApiError::Unavailable(_) => (
+            ApiError::Service(ServiceError::Store(_) | ServiceError::Interrupted)
+            | ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Temporarily unavailable",
@@ -173,19 +174,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     }
 }
 
-/// Run a service function on a pooled connection, off the async threads.
 async fn db<T: Send + 'static>(
     app: &ApiState,
     f: impl FnOnce(&mut diesel::PgConnection, &Config) -> crate::service::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let (pool, config) = (app.pool.clone(), app.config.clone());
-    tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(StoreError::from)?;
-        f(&mut conn, &config)
-    })
-    .await
-    .map_err(|_| ApiError::Unavailable("the database task failed"))?
-    .map_err(ApiError::from)
+    Ok(crate::service::on_pool(&app.pool, &app.config, f).await?)
 }
 
 /// The bearer token, compared by hash in constant time. Never logged.
@@ -295,6 +288,13 @@ pub struct ActivityQuery {
     pub status: Option<String>,
     /// Only requests about this user.
     pub user_id: Option<Uuid>,
+    /// Only the entries of this IdP request id.
+    #[param(max_length = 128)]
+    pub request_id: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only entries before this time (RFC 3339).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
     /// Only entries older than this id (the previous page's `next_before`).
     pub before: Option<i64>,
     /// Entries per page (default 50, at most 200).
@@ -561,10 +561,15 @@ async fn activity(
             conn,
             config,
             id,
-            q.status.as_deref(),
-            q.user_id,
-            q.before,
-            q.limit,
+            tenants::ActivityFilter {
+                status: q.status,
+                user_id: q.user_id,
+                request_id: q.request_id,
+                since: q.since,
+                until: q.until,
+                before: q.before,
+                limit: q.limit,
+            },
         )
     })
     .await?;
@@ -790,10 +795,12 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serve `/admin/v1` on `SCIMFLOW_ADMIN_API_ADDR` until `shutdown`.
+/// Serve `/admin/v1`, and the pages `pages` makes (the support console),
+/// on `SCIMFLOW_ADMIN_API_ADDR` until `shutdown`.
 pub async fn run(
     config: Config,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    pages: impl FnOnce(ApiState) -> Router,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let token = config
@@ -816,7 +823,8 @@ pub async fn run(
         .await
         .with_context(|| format!("binding the admin API listener {addr}"))?;
     tracing::info!(%addr, "admin API listening");
-    axum::serve(listener, router(state))
+    let app = router(state.clone()).merge(pages(state));
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })

@@ -7,7 +7,11 @@ pub mod dead_letters;
 pub mod tenants;
 pub mod users;
 
-use scimflow_shared::store::StoreError;
+use std::sync::Arc;
+
+use diesel::PgConnection;
+use scimflow_shared::config::Config;
+use scimflow_shared::store::{PgPool, StoreError};
 
 /// Why an operation did nothing.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,10 @@ pub enum ServiceError {
     Conflict(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The task running it stopped before it answered (a panic, or the
+    /// runtime shutting down); whether it wrote is unknown.
+    #[error("the operation was interrupted")]
+    Interrupted,
 }
 
 impl From<diesel::result::Error> for ServiceError {
@@ -32,6 +40,22 @@ impl From<diesel::result::Error> for ServiceError {
 }
 
 pub type Result<T> = std::result::Result<T, ServiceError>;
+
+/// Run a service function on a pooled connection, off the async threads
+/// (the admin API's and the console's handlers).
+pub async fn on_pool<T: Send + 'static>(
+    pool: &PgPool,
+    config: &Arc<Config>,
+    f: impl FnOnce(&mut PgConnection, &Config) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (pool, config) = (pool.clone(), config.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(StoreError::from)?;
+        f(&mut conn, &config)
+    })
+    .await
+    .map_err(|_| ServiceError::Interrupted)?
+}
 
 /// The most entries one page holds.
 pub const MAX_PAGE: i64 = 200;

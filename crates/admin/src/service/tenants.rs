@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use scimflow_shared::config::Config;
 use scimflow_shared::rules::roles::Feature;
-use scimflow_shared::store::activity::{self, ActivityQuery, ActivityRow};
+use scimflow_shared::scim::error::cited_rule;
+use scimflow_shared::store::activity::{self, ActivityQuery, ActivityRow, HourCounts};
 use scimflow_shared::store::tenants::{self, Purged, TenantRecord, TenantRow};
 use scimflow_shared::store::{dead_letters, groups, users};
 use scimflow_shared::token;
@@ -190,6 +191,53 @@ pub fn list(
     ))
 }
 
+/// The longest search text.
+pub const MAX_SEARCH: usize = 200;
+
+/// A tenant and its provisioning at a glance.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantSummary {
+    pub tenant: TenantView,
+    /// Live users.
+    pub users: i64,
+    pub groups: i64,
+    pub last_request_at: Option<DateTime<Utc>>,
+    /// Requests answered 400 or above in the last 24 hours.
+    pub errors_last_day: i64,
+    /// Dead letters open or being replayed.
+    pub open_dead_letters: i64,
+}
+
+/// A page of the tenants whose name, external reference or id contains
+/// `search` (case-insensitive; blank: every tenant), oldest first, and how
+/// many match.
+pub fn search(
+    conn: &mut PgConnection,
+    config: &Config,
+    search: &str,
+    page: Page,
+) -> Result<(i64, Vec<TenantSummary>)> {
+    let search = if search.trim().is_empty() {
+        String::new()
+    } else {
+        text("search", search, MAX_SEARCH)?
+    };
+    let (total, rows) = tenants::overview(conn, &search, page.offset, page.limit)?;
+    Ok((
+        total,
+        rows.into_iter()
+            .map(|r| TenantSummary {
+                tenant: TenantView::new(r.record, config),
+                users: r.glance.users,
+                groups: r.glance.groups,
+                last_request_at: r.glance.last_request_at,
+                errors_last_day: r.glance.errors_last_day,
+                open_dead_letters: r.glance.open_dead_letters,
+            })
+            .collect(),
+    ))
+}
+
 pub fn get(conn: &mut PgConnection, config: &Config, id: Uuid) -> Result<TenantView> {
     let record = tenants::find_record(conn, id)?.ok_or_else(|| no_tenant(id))?;
     Ok(TenantView::new(record, config))
@@ -314,6 +362,8 @@ pub struct ActivityEntry {
     /// For a refused request: the SCIM error's scimType and detail.
     pub scim_type: Option<String>,
     pub detail: Option<String>,
+    /// The product rule that refused it (`R8`), when the detail cites one.
+    pub rule: Option<String>,
 }
 
 impl From<ActivityRow> for ActivityEntry {
@@ -329,6 +379,7 @@ impl From<ActivityRow> for ActivityEntry {
             request_id: e.request_id,
             user_id: e.user_id,
             scim_type: e.scim_type,
+            rule: e.detail.as_deref().and_then(cited_rule).map(str::to_string),
             detail: e.detail,
         }
     }
@@ -356,31 +407,109 @@ pub fn parse_status_filter(text: &str) -> Result<(i16, i16)> {
     Ok((code, code))
 }
 
+/// Which entries of a tenant's log to show.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    /// A status (`409`) or a class (`4xx`).
+    pub status: Option<String>,
+    pub user_id: Option<Uuid>,
+    /// One IdP request id.
+    pub request_id: Option<String>,
+    /// At or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Older than this entry (the previous page's last id).
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// The longest request id a filter names (as long as the log keeps).
+pub const MAX_REQUEST_ID: usize = 128;
+
 /// A tenant's log, newest first: `before` is the last id of the page
 /// before.
 pub fn activity(
     conn: &mut PgConnection,
     config: &Config,
     id: Uuid,
-    status: Option<&str>,
-    user_id: Option<Uuid>,
-    before: Option<i64>,
-    limit: Option<i64>,
+    filter: ActivityFilter,
 ) -> Result<Vec<ActivityEntry>> {
-    let page = Page::new(None, limit)?;
-    let status = status.map(parse_status_filter).transpose()?;
+    let page = Page::new(None, filter.limit)?;
+    let status = filter
+        .status
+        .as_deref()
+        .map(parse_status_filter)
+        .transpose()?;
+    let request_id = filter
+        .request_id
+        .as_deref()
+        .map(|r| text("request id", r, MAX_REQUEST_ID))
+        .transpose()?;
+    if let (Some(since), Some(until)) = (filter.since, filter.until) {
+        if since >= until {
+            return Err(ServiceError::Invalid(
+                "the start of the period must be before its end".into(),
+            ));
+        }
+    }
     get(conn, config, id)?;
     let rows = activity::list(
         conn,
         id,
         &ActivityQuery {
             status,
-            user_id,
-            before,
+            user_id: filter.user_id,
+            request_id,
+            since: filter.since,
+            until: filter.until,
+            before: filter.before,
             limit: page.limit,
         },
     )?;
     Ok(rows.into_iter().map(ActivityEntry::from).collect())
+}
+
+/// How many days of a tenant's writes and rejections the chart covers.
+pub const CHART_DAYS: i64 = 7;
+
+/// A tenant's writes and rejections in each of the last `CHART_DAYS`
+/// days' hours, oldest first, the current hour last.
+pub fn hourly(
+    conn: &mut PgConnection,
+    config: &Config,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<HourCounts>> {
+    get(conn, config, id)?;
+    let hours = CHART_DAYS * 24;
+    let first = hour_of(now) - chrono::Duration::hours(hours - 1);
+    let counted = activity::hourly(conn, id, first)?;
+    Ok(every_hour(first, hours, &counted))
+}
+
+/// The start of the hour `at` falls in.
+fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    let seconds = at.timestamp();
+    DateTime::from_timestamp(seconds - seconds.rem_euclid(3600), 0).unwrap_or(at)
+}
+
+/// `hours` hours from `first`, each with its counts or zeros.
+fn every_hour(first: DateTime<Utc>, hours: i64, counted: &[HourCounts]) -> Vec<HourCounts> {
+    (0..hours)
+        .map(|i| {
+            let hour = first + chrono::Duration::hours(i);
+            counted
+                .iter()
+                .find(|c| c.hour == hour)
+                .cloned()
+                .unwrap_or(HourCounts {
+                    hour,
+                    writes: 0,
+                    rejections: 0,
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -404,6 +533,43 @@ mod tests {
             let got = parse_features(&s(raw)).ok();
             assert_eq!(got, want.map(s), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn every_hour_of_the_chart_has_counts() {
+        let at = |h: u32, m: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+                .and_then(|d| d.and_hms_opt(h, m, 7))
+                .map(|t| t.and_utc())
+                .expect("a valid time")
+        };
+        assert_eq!(
+            hour_of(at(13, 59)),
+            at(13, 0) - chrono::Duration::seconds(7)
+        );
+        let first = hour_of(at(10, 0));
+        let counted = [
+            HourCounts {
+                hour: first,
+                writes: 3,
+                rejections: 1,
+            },
+            HourCounts {
+                hour: first + chrono::Duration::hours(2),
+                writes: 0,
+                rejections: 5,
+            },
+        ];
+        let got: Vec<(i64, i64)> = every_hour(first, 4, &counted)
+            .iter()
+            .map(|h| (h.writes, h.rejections))
+            .collect();
+        assert_eq!(got, [(3, 1), (0, 0), (0, 5), (0, 0)]);
+        let hours: Vec<_> = every_hour(first, 4, &counted)
+            .iter()
+            .map(|h| h.hour)
+            .collect();
+        assert_eq!(hours.last(), Some(&(first + chrono::Duration::hours(3))));
     }
 
     #[test]

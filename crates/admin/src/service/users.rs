@@ -13,8 +13,8 @@ use scimflow_shared::config::Config;
 use scimflow_shared::rules::identity::looks_like_email;
 use scimflow_shared::rules::roles::Roles;
 use scimflow_shared::store::commands::{history, record_history, HistoryEntry, HistoryRow};
-use scimflow_shared::store::tenants;
 use scimflow_shared::store::users::{self, UserRow};
+use scimflow_shared::store::{groups, tenants};
 
 use super::{text, Result, ServiceError};
 
@@ -147,7 +147,15 @@ pub struct UserRecord {
     /// Created or last written over SCIM (false: provisioned by hand).
     pub scim_managed: bool,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The groups it is a member of, by display name.
+    pub groups: Vec<GroupRef>,
     pub history: Vec<HistoryView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupRef {
+    pub id: Uuid,
+    pub display_name: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -201,6 +209,10 @@ pub fn show(
         }));
     };
     let view = row.view()?;
+    let member_of = groups::groups_of_users(conn, &[row.id])?
+        .into_iter()
+        .map(|(_, id, display_name)| GroupRef { id, display_name })
+        .collect();
     Ok(UserRecord {
         user: view.render(&config.scim_base_url(tenant)),
         roles: RolesView {
@@ -209,11 +221,35 @@ pub fn show(
         },
         scim_managed: row.scim_managed,
         deleted_at: row.deleted_at,
+        groups: member_of,
         history: history(conn, tenant, row.id)?
             .into_iter()
             .map(HistoryView::from)
             .collect(),
     })
+}
+
+/// The user a support engineer names: its id, its identity email, or its
+/// userName (case-insensitive); a live user before a deleted one.
+pub fn find(conn: &mut PgConnection, tenant: Uuid, named: &str) -> Result<Uuid> {
+    let named = text("user", named, MAX_EMAIL)?;
+    let by_id = match Uuid::parse_str(&named) {
+        Ok(id) => users::find(conn, tenant, id)?,
+        Err(_) => None,
+    };
+    let found = match by_id {
+        Some(row) => Some(row),
+        None if looks_like_email(&named) => {
+            match users::find_by_email(conn, tenant, &named.to_lowercase())? {
+                Some(row) => Some(row),
+                None => users::find_by_user_name(conn, tenant, &named)?,
+            }
+        }
+        None => users::find_by_user_name(conn, tenant, &named)?,
+    };
+    found
+        .map(|row| row.id)
+        .ok_or_else(|| ServiceError::NotFound(format!("no user {named} in tenant {tenant}")))
 }
 
 #[cfg(test)]

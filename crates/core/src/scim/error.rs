@@ -167,3 +167,71 @@ impl ScimError {
         body
     }
 }
+
+/// The product rule a refusal's detail cites (`R8` in "... (rule R8)"),
+/// for the people reading the log. The rules end their details with the
+/// citation, and a detail may quote the request, so the last citation
+/// closed by `)` is the rule's own.
+pub fn cited_rule(detail: &str) -> Option<&str> {
+    detail
+        .match_indices("rule ")
+        .filter_map(|(at, marker)| {
+            let rest = detail.get(at + marker.len()..)?;
+            let mut chars = rest.char_indices();
+            let (_, family) = chars.next()?;
+            if !matches!(family, 'R' | 'I' | 'L' | 'T' | 'P') {
+                return None;
+            }
+            let end = chars
+                .find(|(_, c)| !c.is_ascii_digit())
+                .map(|(i, _)| i)
+                .unwrap_or(rest.len());
+            let id = rest.get(..end)?;
+            (id.len() > 1 && rest.get(end..)?.starts_with(')')).then_some(id)
+        })
+        .last()
+}
+
+#[cfg(test)]
+mod cited_rule_tests {
+    use super::cited_rule;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_last_closed_citation_is_the_rule() {
+        let cases = [
+            (
+                "conflicting primary roles a, b: mark exactly one with primary=true (rule R8)",
+                Some("R8"),
+            ),
+            (
+                "a user with this primary work email already exists (id 1; rule I3)",
+                Some("I3"),
+            ),
+            (
+                "userName 'rule R1)' is already taken by user x (rule I4)",
+                Some("I4"),
+            ),
+            ("userName is required", None),
+            ("see rule R", None),
+            ("(rule X9)", None),
+            ("(rule R12", None),
+            ("(rule R12)", Some("R12")),
+            ("", None),
+            ("rule é)", None),
+        ];
+        for (detail, want) in cases {
+            assert_eq!(cited_rule(detail), want, "{detail:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_detail_is_read_without_panicking(detail in "\\PC{0,200}(rule [RILTP][0-9]{0,3}\\)?)?\\PC{0,20}") {
+            if let Some(rule) = cited_rule(&detail) {
+                let citation = format!("rule {rule})");
+                prop_assert!(detail.contains(&citation));
+            }
+        }
+    }
+}

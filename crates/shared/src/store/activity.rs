@@ -46,6 +46,12 @@ pub struct ActivityQuery {
     /// Statuses from..=to.
     pub status: Option<(i16, i16)>,
     pub user_id: Option<Uuid>,
+    /// Only the entries of this IdP request id.
+    pub request_id: Option<String>,
+    /// Only entries that occurred at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries that occurred before this time.
+    pub until: Option<DateTime<Utc>>,
     /// Only entries older than this one (the previous page's last id).
     pub before: Option<i64>,
     pub limit: i64,
@@ -129,10 +135,50 @@ pub fn list(
     if let Some(user) = q.user_id {
         query = query.filter(activity::user_id.eq(user));
     }
+    if let Some(request) = &q.request_id {
+        query = query.filter(activity::request_id.eq(request));
+    }
+    if let Some(since) = q.since {
+        query = query.filter(activity::occurred_at.ge(since));
+    }
+    if let Some(until) = q.until {
+        query = query.filter(activity::occurred_at.lt(until));
+    }
     if let Some(before) = q.before {
         query = query.filter(activity::id.lt(before));
     }
     Ok(query.load(conn)?)
+}
+
+/// One hour of a tenant's log: its writes and its rejections, counted as
+/// `stats` counts them.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName, serde::Serialize)]
+pub struct HourCounts {
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub hour: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub writes: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub rejections: i64,
+}
+
+/// A tenant's writes and rejections per hour since `since`, oldest first;
+/// hours without a request are absent.
+pub fn hourly(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    since: DateTime<Utc>,
+) -> Result<Vec<HourCounts>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT date_trunc('hour', occurred_at, 'UTC') AS hour, \
+                count(*) FILTER (WHERE method <> 'GET' AND status < 400) AS writes, \
+                count(*) FILTER (WHERE status >= 400) AS rejections \
+         FROM activity WHERE tenant_id = $1 AND occurred_at >= $2 \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(tenant)
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .load(conn)?)
 }
 
 /// What a tenant's IdP did lately, for the provisioning status.

@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod commands;
+pub mod console_sessions;
 pub mod dead_letters;
 pub mod filter_sql;
 pub mod groups;

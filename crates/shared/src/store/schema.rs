@@ -146,6 +146,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    console_sessions (id_hash) {
+        id_hash -> Text,
+        actor -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(group_members -> users (user_id));
 
@@ -161,4 +171,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     group_members,
     dead_letter_actions,
     activity,
+    console_sessions,
 );

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+
 use super::schema::tenants;
 use super::StoreError;
 use crate::rules::roles::PlanFeatures;
@@ -79,6 +81,112 @@ pub fn list(
         .offset(offset)
         .limit(limit)
         .load(conn)?)
+}
+
+/// A tenant and its provisioning at a glance, for the support console's
+/// list: counted as the provisioning status counts them.
+#[derive(Debug, Clone)]
+pub struct TenantOverview {
+    pub record: TenantRecord,
+    pub glance: TenantGlance,
+}
+
+#[derive(Debug, Clone, Default, QueryableByName)]
+pub struct TenantGlance {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub id: Uuid,
+    /// Live users.
+    #[diesel(sql_type = BigInt)]
+    pub users: i64,
+    #[diesel(sql_type = BigInt)]
+    pub groups: i64,
+    /// When its IdP last sent a request.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_request_at: Option<DateTime<Utc>>,
+    /// Requests answered 400 or above in the last 24 hours.
+    #[diesel(sql_type = BigInt)]
+    pub errors_last_day: i64,
+    /// Dead letters open or being replayed.
+    #[diesel(sql_type = BigInt)]
+    pub open_dead_letters: i64,
+}
+
+/// The `ILIKE` pattern matching `text` anywhere, case-insensitive, with
+/// `%`, `_` and `\` in it literal.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Tenants whose name, external reference or id contains `search`
+/// (case-insensitive; empty: all), oldest first, each with its glance,
+/// and how many match.
+pub fn overview(
+    conn: &mut PgConnection,
+    search: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<TenantOverview>), StoreError> {
+    let matching = || {
+        let mut q = tenants::table.into_boxed();
+        if !search.is_empty() {
+            let pattern = contains_pattern(search);
+            q = q.filter(
+                tenants::name
+                    .ilike(pattern.clone())
+                    .or(tenants::external_ref
+                        .ilike(pattern.clone())
+                        .assume_not_null())
+                    .or(
+                        diesel::dsl::sql::<diesel::sql_types::Bool>("id::text ILIKE ")
+                            .bind::<Text, _>(pattern),
+                    ),
+            );
+        }
+        q
+    };
+    let total: i64 = matching().count().get_result(conn)?;
+    let records: Vec<TenantRecord> = matching()
+        .order((tenants::created_at, tenants::id))
+        .select(TenantRecord::as_select())
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    let ids: Vec<Uuid> = records.iter().map(|r| r.row.id).collect();
+    let glances: Vec<TenantGlance> = diesel::sql_query(
+        "SELECT t.id, \
+           (SELECT count(*) FROM users u WHERE u.tenant_id = t.id AND u.deleted_at IS NULL) AS users, \
+           (SELECT count(*) FROM groups g WHERE g.tenant_id = t.id) AS groups, \
+           (SELECT a.occurred_at FROM activity a WHERE a.tenant_id = t.id \
+              ORDER BY a.id DESC LIMIT 1) AS last_request_at, \
+           (SELECT count(*) FROM activity a WHERE a.tenant_id = t.id AND a.status >= 400 \
+              AND a.occurred_at >= now() - interval '1 day') AS errors_last_day, \
+           (SELECT count(*) FROM dead_letters d WHERE d.tenant_id = t.id \
+              AND d.status IN ('open', 'replaying')) AS open_dead_letters \
+         FROM tenants t WHERE t.id = ANY($1)",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+    .load(conn)?;
+    let rows = records
+        .into_iter()
+        .map(|record| {
+            let glance = glances
+                .iter()
+                .find(|g| g.id == record.row.id)
+                .cloned()
+                .unwrap_or_default();
+            TenantOverview { record, glance }
+        })
+        .collect();
+    Ok((total, rows))
 }
 
 pub fn count(conn: &mut PgConnection) -> Result<i64, StoreError> {
@@ -330,5 +438,24 @@ impl TenantChanges {
     /// report no changes forever.
     pub fn check(&mut self) -> Result<(), StoreError> {
         super::ping(&mut self.conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_is_literal_text_anywhere() {
+        let cases = [
+            ("", "%%"),
+            ("acme", "%acme%"),
+            ("50%_off", "%50\\%\\_off%"),
+            ("a\\b", "%a\\\\b%"),
+            ("Zürich", "%Zürich%"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(contains_pattern(text), want, "{text:?}");
+        }
     }
 }

@@ -108,6 +108,22 @@ pub fn find_by_email(
         .optional()?)
 }
 
+/// The user named `user_name` (case-insensitive, I4): the live one if
+/// any, else the most recently deleted one.
+pub fn find_by_user_name(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    user_name: &str,
+) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(lower(users::user_name).eq(lower(user_name)))
+        .order((users::deleted_at.is_not_null(), users::deleted_at.desc()))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// The live user holding `user_name` (case-insensitive, I4), other than
 /// `except`.
 pub fn user_name_holder(

@@ -1,0 +1,2 @@
+DROP INDEX activity_tenant_request;
+DROP TABLE console_sessions;
