@@ -89,7 +89,8 @@ pub async fn list(
             all_link: at(true, 0),
             open_link: at(false, 0),
             previous: (page.offset > 0).then(|| at(all, (page.offset - page.limit).max(0))),
-            next: (letters.len() as i64 == page.limit).then(|| at(all, page.offset + page.limit)),
+            next: (letters.len() as i64 == page.limit)
+                .then(|| at(all, page.offset.saturating_add(page.limit))),
             letters: letters.iter().map(Letter::from).collect(),
         },
     )

@@ -77,6 +77,8 @@ pub enum ConsoleError {
     SignIn,
     #[error("there is no such page")]
     NotFound,
+    #[error("the form is larger than any form of the console")]
+    TooLarge,
     #[error("the page could not be rendered")]
     Render(#[from] askama::Error),
 }
@@ -103,6 +105,7 @@ impl IntoResponse for ConsoleError {
                 (StatusCode::CONFLICT, "That cannot be done now")
             }
             ConsoleError::Forbidden => (StatusCode::FORBIDDEN, "Refused"),
+            ConsoleError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Too large"),
             ConsoleError::Service(ServiceError::Store(_) | ServiceError::Interrupted) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable")
             }
@@ -218,6 +221,7 @@ mod tests {
             (ConsoleError::BadRequest("bad".into()), 400),
             (ServiceError::Conflict("not open".into()).into(), 409),
             (ConsoleError::Forbidden, 403),
+            (ConsoleError::TooLarge, 413),
             (ServiceError::Interrupted.into(), 503),
             (ConsoleError::SignIn, 303),
         ];

@@ -156,7 +156,7 @@ impl FromRequest<ConsoleState> for Submitted {
         let session = Session::from_request_parts(&mut parts, state).await?;
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await
-            .map_err(|_| ConsoleError::BadRequest("the form is too large".into()))?;
+            .map_err(|_| ConsoleError::TooLarge)?;
         let form = Fields::parse(&bytes);
         match form.get("csrf") {
             Some(sent) if same(sent, &session.csrf) => Ok(Submitted { session, form }),

@@ -139,7 +139,8 @@ pub async fn list(
         &ListPage {
             frame,
             previous: (page.offset > 0).then(|| at((page.offset - page.limit).max(0))),
-            next: (page.offset + page.limit < total).then(|| at(page.offset + page.limit)),
+            next: (page.offset.saturating_add(page.limit) < total)
+                .then(|| at(page.offset.saturating_add(page.limit))),
             q,
             total,
             rows: found.into_iter().map(Row::from).collect(),
