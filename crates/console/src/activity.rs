@@ -11,9 +11,9 @@ use scimflow_admin::service::tenants::{self, ActivityEntry, ActivityFilter};
 use scimflow_admin::service::{on_pool, users, ServiceError, DEFAULT_PAGE};
 
 use crate::fields::Fields;
-use crate::page::{render, when, ConsoleError, Frame, PageResult};
+use crate::page::{link, render, when, ConsoleError, Frame, PageResult};
 use crate::session::Session;
-use crate::tenants::{link, tenant_id};
+use crate::tenants::tenant_id;
 use crate::ConsoleState;
 
 struct Entry {

@@ -11,9 +11,9 @@ use scimflow_admin::service::dead_letters::{self, DeadLetterView, ReplayWhat, Re
 use scimflow_admin::service::{on_pool, tenants, Page, DEFAULT_PAGE};
 
 use crate::fields::Fields;
-use crate::page::{done, render, when, ConsoleError, Frame, PageResult};
+use crate::page::{done, link, pager, render, when, ConsoleError, Frame, PageResult, Pager};
 use crate::session::{Session, Submitted};
-use crate::tenants::{link, tenant_id, ConfirmPage, Confirmation};
+use crate::tenants::{tenant_id, ConfirmPage, Confirmation};
 use crate::ConsoleState;
 
 struct Letter {
@@ -49,8 +49,7 @@ struct ListPage {
     all_link: String,
     open_link: String,
     letters: Vec<Letter>,
-    previous: Option<String>,
-    next: Option<String>,
+    pager: Pager,
 }
 
 pub async fn list(
@@ -88,9 +87,9 @@ pub async fn list(
             all,
             all_link: at(true, 0),
             open_link: at(false, 0),
-            previous: (page.offset > 0).then(|| at(all, (page.offset - page.limit).max(0))),
-            next: (letters.len() as i64 == page.limit)
-                .then(|| at(all, page.offset.saturating_add(page.limit))),
+            pager: pager(page, letters.len() as i64 == page.limit, |offset| {
+                at(all, offset)
+            }),
             letters: letters.iter().map(Letter::from).collect(),
         },
     )

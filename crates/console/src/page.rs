@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use scimflow_admin::service::ServiceError;
+use scimflow_admin::service::{Page, ServiceError};
 
 use crate::session::Session;
 
@@ -185,6 +185,33 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     resp
 }
 
+/// A link to `path` with the query `pairs`, encoded.
+pub fn link(path: &str, pairs: &[(&str, &str)]) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()))
+        .finish();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// The links to the pages before and after a page, where there are any.
+pub struct Pager {
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+/// `more`: whether anything follows `page`; `at` makes the link to the
+/// page starting at an offset.
+pub fn pager(page: Page, more: bool, at: impl Fn(i64) -> String) -> Pager {
+    Pager {
+        previous: (page.offset > 0).then(|| at(page.offset.saturating_sub(page.limit).max(0))),
+        next: more.then(|| at(page.offset.saturating_add(page.limit))),
+    }
+}
+
 /// A time as the console shows it: UTC, to the second.
 pub fn when(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -208,6 +235,48 @@ mod tests {
                 Frame::default().with_done(done).notice.is_some(),
                 shown,
                 "{done:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn links_encode_their_query_and_drop_empty_values() {
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (&[], "/console/tenants"),
+            (&[("q", "")], "/console/tenants"),
+            (
+                &[("q", "a&b c"), ("offset", "50")],
+                "/console/tenants?q=a%26b+c&offset=50",
+            ),
+            (&[("q", "<é>")], "/console/tenants?q=%3C%C3%A9%3E"),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(link("/console/tenants", pairs), want);
+        }
+    }
+
+    #[test]
+    fn pages_link_back_and_on_only_where_there_is_a_page() {
+        let at = |offset: i64| offset.to_string();
+        let page = |offset| Page { offset, limit: 50 };
+        let cases = [
+            (page(0), true, (None, Some("50"))),
+            (page(0), false, (None, None)),
+            (page(20), false, (Some("0"), None)),
+            (page(100), true, (Some("50"), Some("150"))),
+            (
+                page(i64::MAX),
+                true,
+                (Some("9223372036854775757"), Some("9223372036854775807")),
+            ),
+        ];
+        for (p, more, (previous, next)) in cases {
+            let got = pager(p, more, at);
+            assert_eq!(
+                (got.previous.as_deref(), got.next.as_deref()),
+                (previous, next),
+                "{}",
+                p.offset
             );
         }
     }
