@@ -9,6 +9,9 @@ CREATE TABLE console_sessions (
   actor text NOT NULL,
   -- The anti-forgery token every form of this session carries.
   csrf_token text NOT NULL,
+  -- Which admin token made it (a hash of its hash): replacing the admin
+  -- token ends every session made with the old one.
+  admin_token text NOT NULL,
   created_at timestamptz NOT NULL,
   expires_at timestamptz NOT NULL
 );

@@ -6,7 +6,8 @@
 //! keeps, with who signed in and the anti-forgery token of its forms.
 //! An action (`Submitted`) needs the session, the session's token in its
 //! form, and no foreign `Origin`. The sign-in form itself carries a token
-//! of its own, matched against a cookie it set (double submit).
+//! of its own, matched against a cookie it set (double submit). A session
+//! lasts 8 hours, until signed out, or until the admin token is replaced.
 
 use askama::Template;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -118,8 +119,14 @@ impl FromRequestParts<ConsoleState> for Session {
         };
         let id_hash = token::hash(id);
         let lookup = id_hash.clone();
+        let admin_token = state.token.fingerprint();
         let row = on_pool(&state.pool, &state.config, move |conn, _| {
-            Ok(console_sessions::find_live(conn, &lookup, Utc::now())?)
+            Ok(console_sessions::find_live(
+                conn,
+                &lookup,
+                &admin_token,
+                Utc::now(),
+            )?)
         })
         .await?;
         let row = row.ok_or(ConsoleError::SignIn)?;
@@ -243,6 +250,7 @@ pub async fn sign_in(
         id_hash: token::hash(&id),
         actor: actor.to_string(),
         csrf_token: token::generate(),
+        admin_token: state.token.fingerprint(),
         created_at: now,
         expires_at: now + chrono::Duration::hours(SESSION_HOURS),
     };

@@ -81,47 +81,59 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
+/// The console of an admin-api process configured with `admin_token`.
+fn console_app(db: &TestDatabase, admin_token: &str) -> Router {
+    let config = Config::from_settings(&[
+        ("DATABASE_URL", db.url()),
+        ("KAFKA_BROKERS", "127.0.0.1:1"),
+        ("SCIMFLOW_ADMIN_TOKEN", admin_token),
+    ])
+    .expect("a configuration");
+    let token = config.admin_token.clone().expect("the admin token");
+    scimflow_console::router(ApiState {
+        pool: db.pool(4),
+        config: Arc::new(config),
+        token,
+    })
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Answer {
+    let resp = app.clone().oneshot(req).await.expect("an answer");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+        .await
+        .expect("a body");
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(app: &Router, path: &str, cookie: Option<&str>) -> Answer {
+    let mut req = Request::get(path).header(header::HOST, HOST);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    send(app, req.body(Body::empty()).expect("a request")).await
+}
+
 impl Console {
     fn new(test: &str) -> Console {
         let db = TestDatabase::new(test);
-        let config = Config::from_settings(&[
-            ("DATABASE_URL", db.url()),
-            ("KAFKA_BROKERS", "127.0.0.1:1"),
-            ("SCIMFLOW_ADMIN_TOKEN", ADMIN_TOKEN),
-        ])
-        .expect("a configuration");
-        let token = config.admin_token.clone().expect("the admin token");
-        let state = ApiState {
-            pool: db.pool(4),
-            config: Arc::new(config),
-            token,
-        };
         Console {
-            app: scimflow_console::router(state),
+            app: console_app(&db, ADMIN_TOKEN),
             db,
         }
     }
 
     async fn send(&self, req: Request<Body>) -> Answer {
-        let resp = self.app.clone().oneshot(req).await.expect("an answer");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
-            .await
-            .expect("a body");
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        send(&self.app, req).await
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
-        let mut req = Request::get(path).header(header::HOST, HOST);
-        if let Some(c) = cookie {
-            req = req.header(header::COOKIE, c);
-        }
-        self.send(req.body(Body::empty()).expect("a request")).await
+        get(&self.app, path, cookie).await
     }
 
     async fn post(&self, path: &str, cookie: &str, origin: Option<&str>, body: String) -> Answer {

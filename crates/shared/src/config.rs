@@ -85,6 +85,13 @@ impl AdminTokenHash {
     pub fn verify(&self, token: &str) -> bool {
         crate::token::verify(token, &self.0)
     }
+
+    /// Which admin token this is, safe to store beside what it signed in
+    /// (a console session): a hash of the hash, so a session made with
+    /// one token ends when the token is replaced.
+    pub fn fingerprint(&self) -> String {
+        crate::token::hash(&format!("scimflow-admin-token:{}", self.0))
+    }
 }
 
 impl std::fmt::Debug for AdminTokenHash {

@@ -292,29 +292,38 @@ fn a_console_session_lives_until_it_expires_or_is_ended() {
         id_hash: id.into(),
         actor: "Grace".into(),
         csrf_token: format!("csrf-{id}"),
+        admin_token: "admin-1".into(),
         created_at: now - Duration::hours(9),
         expires_at: now + expires_in,
     };
     console_sessions::insert(&mut conn, &session("old", Duration::hours(-1)))
         .expect("an old session");
     console_sessions::insert(&mut conn, &session("live", Duration::hours(1))).expect("a session");
-    let found = console_sessions::find_live(&mut conn, "live", now).expect("a lookup");
+    let found = console_sessions::find_live(&mut conn, "live", "admin-1", now).expect("a lookup");
     assert_eq!(found.map(|s| s.csrf_token).as_deref(), Some("csrf-live"));
     assert!(
-        console_sessions::find_live(&mut conn, "old", now - Duration::hours(2))
+        console_sessions::find_live(&mut conn, "live", "admin-2", now)
+            .expect("a lookup")
+            .is_none(),
+        "a session ends when the admin token that made it is replaced"
+    );
+    assert!(
+        console_sessions::find_live(&mut conn, "old", "admin-1", now - Duration::hours(2))
             .expect("a lookup")
             .is_none(),
         "the expired session was forgotten when the next one was made"
     );
     assert!(
-        console_sessions::find_live(&mut conn, "live", now + Duration::hours(2))
+        console_sessions::find_live(&mut conn, "live", "admin-1", now + Duration::hours(2))
             .expect("a lookup")
             .is_none(),
         "expired"
     );
     console_sessions::delete(&mut conn, "live").expect("signed out");
     console_sessions::delete(&mut conn, "live").expect("signing out twice is no error");
-    assert!(console_sessions::find_live(&mut conn, "live", now)
-        .expect("a lookup")
-        .is_none());
+    assert!(
+        console_sessions::find_live(&mut conn, "live", "admin-1", now)
+            .expect("a lookup")
+            .is_none()
+    );
 }

@@ -15,6 +15,8 @@ pub struct ConsoleSessionRow {
     pub id_hash: String,
     pub actor: String,
     pub csrf_token: String,
+    /// The fingerprint of the admin token that made it.
+    pub admin_token: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -32,15 +34,18 @@ pub fn insert(conn: &mut PgConnection, row: &ConsoleSessionRow) -> Result<(), St
     })
 }
 
-/// The session whose id hashes to `id_hash`, unless it has expired.
+/// The session whose id hashes to `id_hash`, unless it has expired or
+/// was made with another admin token than `admin_token`.
 pub fn find_live(
     conn: &mut PgConnection,
     id_hash: &str,
+    admin_token: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<ConsoleSessionRow>, StoreError> {
     Ok(console_sessions::table
         .find(id_hash)
         .filter(console_sessions::expires_at.gt(now))
+        .filter(console_sessions::admin_token.eq(admin_token))
         .select(ConsoleSessionRow::as_select())
         .first(conn)
         .optional()?)

@@ -151,6 +151,7 @@ diesel::table! {
         id_hash -> Text,
         actor -> Text,
         csrf_token -> Text,
+        admin_token -> Text,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
     }
