@@ -392,7 +392,8 @@ pub async fn user(cmd: UserCmd) -> anyhow::Result<()> {
         } => {
             let who = users::UserRef::Email(email);
             let shown =
-                with_db(move |conn, config| Ok(users::show(conn, config, tenant, &who)?)).await?;
+                with_db(move |conn, config| Ok(users::show(conn, config, tenant, &who, None)?))
+                    .await?;
             if json {
                 println!("{}", serde_json::to_string(&shown)?);
             } else {

@@ -199,14 +199,13 @@ async fn authenticate(State(app): State<ApiState>, req: Request, next: Next) -> 
     }
 }
 
-/// Who an action is recorded as: `X-Scimflow-Actor` (printable, at most
-/// 100 characters), else `admin-api`.
+/// Who an action is recorded as: `X-Scimflow-Actor` (a visible name of
+/// at most 100 characters, `service::actor_name`), else `admin-api`.
 fn actor(headers: &HeaderMap) -> String {
     headers
         .get("x-scimflow-actor")
         .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|a| !a.is_empty() && a.len() <= 100 && a.chars().all(|c| !c.is_control()))
+        .and_then(crate::service::actor_name)
         .map(|a| format!("admin-api:{a}"))
         .unwrap_or_else(|| DEFAULT_ACTOR.into())
 }
@@ -582,7 +581,7 @@ async fn activity(
 }
 
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}/users/{user}", tag = "provisioning",
-    params(("tenant_id" = Uuid, Path), ("user" = String, Path, description = "The user's id or its identity email")),
+    params(("tenant_id" = Uuid, Path), ("user" = String, Path, description = "The user's id, its identity email, or its userName (a live user)")),
     responses(
         (status = 200, body = UserRecord),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -596,7 +595,7 @@ async fn user(
     let who = UserRef::parse(&who)?;
     Ok(axum::Json(
         db(&app, move |conn, config| {
-            users::show(conn, config, tenant, &who)
+            users::show(conn, config, tenant, &who, None)
         })
         .await?,
     ))

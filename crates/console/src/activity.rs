@@ -8,9 +8,10 @@ use axum::http::StatusCode;
 use uuid::Uuid;
 
 use scimflow_admin::service::tenants::{self, ActivityEntry, ActivityFilter};
-use scimflow_admin::service::{on_pool, users, ServiceError, DEFAULT_PAGE};
+use scimflow_admin::service::users::{self, UserRef};
+use scimflow_admin::service::{on_pool, ServiceError, DEFAULT_PAGE};
 
-use crate::fields::Fields;
+use crate::fields::{time_box, Fields};
 use crate::page::{link, render, when, ConsoleError, Frame, PageResult};
 use crate::session::Session;
 use crate::tenants::tenant_id;
@@ -115,10 +116,17 @@ pub async fn list(
         Err(ConsoleError::BadRequest(why)) => return refuse(page, why),
         Err(other) => return Err(other),
     };
+    // What the boxes can show, whatever form the time was sent in.
+    if let Some(since) = &filter.since {
+        page.since = time_box(since);
+    }
+    if let Some(until) = &filter.until {
+        page.until = time_box(until);
+    }
     let named_user = page.user.clone();
     let listed = on_pool(&state.pool, &state.config, move |conn, config| {
         if !named_user.is_empty() {
-            filter.user_id = Some(users::find(conn, id, &named_user)?);
+            filter.user_id = Some(users::find(conn, id, &UserRef::parse(&named_user)?)?);
         }
         tenants::activity(conn, config, id, filter)
     })

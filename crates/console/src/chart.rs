@@ -39,6 +39,8 @@ pub struct Chart {
     pub max: i64,
     pub writes: i64,
     pub rejections: i64,
+    /// Where the kept log begins, when hours before it were pruned.
+    pub log_begins: Option<DayMark>,
 }
 
 /// A count's height on a scale topped by `max`: proportional, and never
@@ -62,7 +64,9 @@ fn plural(n: i64, one: &str) -> String {
     }
 }
 
-pub fn draw(hours: &[HourCounts]) -> Chart {
+/// `log_begins`: when the kept log begins, if hours of the chart were
+/// pruned; the chart marks it, so that pruned hours do not read as quiet.
+pub fn draw(hours: &[HourCounts], log_begins: Option<chrono::DateTime<chrono::Utc>>) -> Chart {
     let max = hours
         .iter()
         .map(|h| h.writes.saturating_add(h.rejections))
@@ -105,6 +109,13 @@ pub fn draw(hours: &[HourCounts]) -> Chart {
         bars,
         days,
         max,
+        log_begins: log_begins.and_then(|at| {
+            let i = hours.iter().rposition(|h| h.hour <= at)?;
+            Some(DayMark {
+                x: i as i64 * BAR_WIDTH,
+                label: format!("log begins {}", at.format("%b %d %H:%M")),
+            })
+        }),
         writes: hours.iter().fold(0i64, |n, h| n.saturating_add(h.writes)),
         rejections: hours
             .iter()
@@ -128,12 +139,15 @@ mod tests {
 
     #[test]
     fn bars_are_scaled_to_the_busiest_hour() {
-        let chart = draw(&[
-            hour(0, 100, 0),
-            hour(1, 50, 50),
-            hour(2, 1, 0),
-            hour(3, 0, 0),
-        ]);
+        let chart = draw(
+            &[
+                hour(0, 100, 0),
+                hour(1, 50, 50),
+                hour(2, 1, 0),
+                hour(3, 0, 0),
+            ],
+            None,
+        );
         let heights: Vec<(i64, i64)> = chart
             .bars
             .iter()
@@ -159,16 +173,31 @@ mod tests {
 
     #[test]
     fn a_quiet_week_is_flat_and_a_huge_hour_stays_in_the_frame() {
-        let quiet = draw(&[hour(0, 0, 0), hour(1, 0, 0)]);
+        let quiet = draw(&[hour(0, 0, 0), hour(1, 0, 0)], None);
         assert!(quiet
             .bars
             .iter()
             .all(|b| b.write_height == 0 && b.reject_height == 0));
-        let huge = draw(&[hour(0, i64::MAX, i64::MAX), hour(1, 1, 0)]);
+        let huge = draw(&[hour(0, i64::MAX, i64::MAX), hour(1, 1, 0)], None);
         for b in &huge.bars {
             assert!(b.write_height + b.reject_height <= PLOT_HEIGHT, "{b:?}");
             assert!(b.reject_y >= 0);
         }
-        assert_eq!(draw(&[]).bars.len(), 0);
+        assert_eq!(draw(&[], None).bars.len(), 0);
+    }
+
+    #[test]
+    fn the_start_of_a_pruned_log_is_marked_where_it_falls() {
+        let hours = [hour(0, 0, 0), hour(1, 0, 0), hour(2, 5, 0), hour(3, 9, 0)];
+        let begins = hour(2, 0, 0).hour + chrono::Duration::minutes(40);
+        let mark = draw(&hours, Some(begins)).log_begins;
+        assert_eq!(
+            mark,
+            Some(DayMark {
+                x: 2 * BAR_WIDTH,
+                label: "log begins Dec 01 02:40".into()
+            })
+        );
+        assert_eq!(draw(&hours, None).log_begins, None);
     }
 }

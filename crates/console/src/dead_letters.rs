@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use uuid::Uuid;
 
 use scimflow_admin::service::dead_letters::{self, DeadLetterView, ReplayWhat, ResolutionView};
-use scimflow_admin::service::{on_pool, tenants, Page, DEFAULT_PAGE};
+use scimflow_admin::service::{on_pool, tenants, Page, ServiceError, DEFAULT_PAGE};
 
 use crate::fields::Fields;
 use crate::page::{done, link, pager, render, when, ConsoleError, Frame, PageResult, Pager};
@@ -267,16 +267,25 @@ pub async fn act(
                 };
                 return confirm_page(frame, id, action, StatusCode::BAD_REQUEST);
             }
-            on_pool(&state.pool, &state.config, move |conn, _| {
+            let discarded = on_pool(&state.pool, &state.config, move |conn, _| {
                 dead_letters::discard(conn, id, &reason, &actor)
             })
-            .await?
+            .await;
+            match discarded {
+                Ok(done) => done,
+                Err(ServiceError::Invalid(why)) => {
+                    let frame = Frame {
+                        error: Some(why),
+                        ..Frame::of(&submitted.session)
+                    };
+                    return confirm_page(frame, id, action, StatusCode::BAD_REQUEST);
+                }
+                Err(other) => return Err(other.into()),
+            }
         }
     };
     if let Some(why) = not_done(&resolution) {
-        return Err(ConsoleError::Service(
-            scimflow_admin::service::ServiceError::Conflict(why),
-        ));
+        return Err(ConsoleError::Service(ServiceError::Conflict(why)));
     }
     tracing::info!(
         dead_letter = id,

@@ -72,18 +72,28 @@ impl Fields {
     }
 }
 
+/// Years a filter may name: the log holds none before 1970, and
+/// PostgreSQL refuses some that chrono reads (`-5000`).
+const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
 fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.with_timezone(&Utc));
-    }
-    [
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S%.f",
-    ]
-    .iter()
-    .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-    .map(|t| t.and_utc())
+    let parsed = match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => [
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M:%S%.f",
+        ]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|t| t.and_utc()),
+    };
+    parsed.filter(|t| YEARS.contains(&chrono::Datelike::year(t)))
+}
+
+/// A time as a `datetime-local` box shows it (UTC).
+pub fn time_box(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M").to_string()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Fields {
@@ -126,6 +136,10 @@ mod tests {
             ("2026-12-01", None),
             ("yesterday", None),
             ("2026-13-01T09:30", None),
+            ("-5000-01-01T00:00", None),
+            ("+12345-01-01T00:00", None),
+            ("1969-12-31T23:59", None),
+            ("9999-12-31T23:59", Some("9999-12-31T23:59:00+00:00")),
         ];
         for (text, want) in cases {
             let got = parse_time(text).map(|t| t.to_rfc3339());

@@ -29,6 +29,9 @@ pub struct Frame {
     pub csrf: String,
     pub notice: Option<String>,
     pub error: Option<String>,
+    /// The navigation without a session (error pages: whoever reads one
+    /// may be signed in).
+    pub nav: bool,
 }
 
 impl Frame {
@@ -125,6 +128,7 @@ impl IntoResponse for ConsoleError {
         let page = ErrorPage {
             frame: Frame {
                 error: Some(message),
+                nav: true,
                 ..Frame::default()
             },
             status: status.as_u16(),

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use subtle::ConstantTimeEq;
 
+use scimflow_admin::service::console_sessions;
 use scimflow_admin::service::{on_pool, ServiceError};
-use scimflow_shared::store::console_sessions::{self, ConsoleSessionRow};
 use scimflow_shared::token;
 
 use crate::fields::Fields;
@@ -28,15 +28,12 @@ use crate::ConsoleState;
 /// The session cookie, and the sign-in form's own.
 const COOKIE: &str = "scimflow_console";
 const SIGN_IN_COOKIE: &str = "scimflow_console_sign_in";
-/// How long a session lasts, however busy.
-const SESSION_HOURS: i64 = 8;
-/// The longest name one signs in as.
-const MAX_ACTOR: usize = 100;
 
 /// A signed-in support engineer.
 #[derive(Debug, Clone)]
 pub struct Session {
-    id_hash: String,
+    /// The id the cookie holds.
+    id: String,
     /// Who actions are recorded as: `console:<name>`.
     pub actor: String,
     /// What every form of this session carries.
@@ -56,12 +53,13 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// `Set-Cookie` for `name`: HttpOnly, SameSite=Strict, on `path`; Secure
-/// unless the listener is loopback (plain HTTP on this machine only).
+/// when the console's configured origin is https. The listener cannot
+/// know: a TLS proxy may stand before a loopback bind, and a plain-HTTP
+/// bind on every interface would lose a Secure cookie on every request.
 fn set_cookie(state: &ConsoleState, name: &str, value: &str, path: &str) -> Option<HeaderValue> {
-    let secure = if state.config.admin_api_addr.ip().is_loopback() {
-        ""
-    } else {
-        "; Secure"
+    let secure = match &state.config.console_origin {
+        Some(origin) if origin.starts_with("https://") => "; Secure",
+        _ => "",
     };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path={path}; HttpOnly; SameSite=Strict{secure}"
@@ -82,8 +80,10 @@ fn same(a: &str, b: &str) -> bool {
 
 /// Was this request sent by a page of this console? A browser names the
 /// origin of a cross-site POST (`Origin`, `Sec-Fetch-Site`); one that
-/// names none is a same-origin navigation or not a browser.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// names none is a same-origin navigation or not a browser. The origin
+/// must be the configured one (`SCIMFLOW_CONSOLE_ORIGIN`), else the one
+/// the request itself names (`Host`, or the authority of an HTTP/2 URI).
+fn same_origin(headers: &HeaderMap, authority: Option<&str>, configured: Option<&str>) -> bool {
     let text = |name| {
         headers
             .get(name)
@@ -94,16 +94,26 @@ fn same_origin(headers: &HeaderMap) -> bool {
             return false;
         }
     }
-    match text("origin") {
-        None => true,
-        Some(origin) => {
-            let host = text("host").unwrap_or_default();
-            let named = origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"));
-            !host.is_empty() && named == Some(host)
-        }
+    let Some(origin) = text("origin") else {
+        return true;
+    };
+    if let Some(expected) = configured {
+        return origin == expected;
     }
+    let host = text("host").or(authority).unwrap_or_default();
+    let named = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    !host.is_empty() && named == Some(host)
+}
+
+/// `same_origin` for a request's parts.
+fn from_this_console(parts: &Parts, state: &ConsoleState) -> bool {
+    same_origin(
+        &parts.headers,
+        parts.uri.authority().map(|a| a.as_str()),
+        state.config.console_origin.as_deref(),
+    )
 }
 
 impl FromRequestParts<ConsoleState> for Session {
@@ -117,23 +127,17 @@ impl FromRequestParts<ConsoleState> for Session {
         else {
             return Err(ConsoleError::SignIn);
         };
-        let id_hash = token::hash(id);
-        let lookup = id_hash.clone();
-        let admin_token = state.token.fingerprint();
-        let row = on_pool(&state.pool, &state.config, move |conn, _| {
-            Ok(console_sessions::find_live(
-                conn,
-                &lookup,
-                &admin_token,
-                Utc::now(),
-            )?)
+        let (id, lookup) = (id.to_string(), id.to_string());
+        let admin_token = state.token.clone();
+        let found = on_pool(&state.pool, &state.config, move |conn, _| {
+            console_sessions::find(conn, &admin_token, &lookup, Utc::now())
         })
         .await?;
-        let row = row.ok_or(ConsoleError::SignIn)?;
+        let found = found.ok_or(ConsoleError::SignIn)?;
         Ok(Session {
-            id_hash,
-            actor: row.actor,
-            csrf: row.csrf_token,
+            id,
+            actor: found.actor,
+            csrf: found.csrf,
         })
     }
 }
@@ -156,10 +160,10 @@ impl FromRequest<ConsoleState> for Submitted {
     type Rejection = ConsoleError;
 
     async fn from_request(req: Request, state: &ConsoleState) -> Result<Self, ConsoleError> {
-        if !same_origin(req.headers()) {
+        let (mut parts, body) = req.into_parts();
+        if !from_this_console(&parts, state) {
             return Err(ConsoleError::Forbidden);
         }
-        let (mut parts, body) = req.into_parts();
         let session = Session::from_request_parts(&mut parts, state).await?;
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await
@@ -211,20 +215,23 @@ pub async fn sign_in_page(
 
 pub async fn sign_in(
     axum::extract::State(state): axum::extract::State<ConsoleState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    req: Request,
 ) -> PageResult {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| ConsoleError::TooLarge)?;
     let form = Fields::parse(&body);
     let sent = form.get("csrf").unwrap_or_default();
-    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
-    if !same_origin(&headers) || sent.is_empty() || !same(sent, expected) {
+    let expected = cookie(&parts.headers, SIGN_IN_COOKIE).unwrap_or_default();
+    if !from_this_console(&parts, &state) || sent.is_empty() || !same(sent, expected) {
         return Err(ConsoleError::Forbidden);
     }
     let actor_text = form.get("actor").unwrap_or_default().to_string();
-    let refuse = |message: &str| {
+    let refuse = |status: StatusCode, message: &str| {
         sign_in_form(
             &state,
-            StatusCode::UNAUTHORIZED,
+            status,
             Frame {
                 error: Some(message.to_string()),
                 ..Frame::default()
@@ -232,36 +239,26 @@ pub async fn sign_in(
             actor_text.clone(),
         )
     };
-    let actor = actor_text.trim();
-    if actor.is_empty() || actor.chars().count() > MAX_ACTOR || actor.chars().any(char::is_control)
-    {
-        return refuse(
-            "Give your name (at most 100 characters): it is recorded with every action.",
-        );
-    }
     let token_sent = form.get("token").unwrap_or_default().trim();
     if token_sent.len() > 512 || !state.token.verify(token_sent) {
         tracing::warn!("a console sign-in presented a wrong admin token");
-        return refuse("That admin token is not valid.");
+        return refuse(StatusCode::UNAUTHORIZED, "That admin token is not valid.");
     }
-    let id = token::generate();
-    let now = Utc::now();
-    let row = ConsoleSessionRow {
-        id_hash: token::hash(&id),
-        actor: actor.to_string(),
-        csrf_token: token::generate(),
-        admin_token: state.token.fingerprint(),
-        created_at: now,
-        expires_at: now + chrono::Duration::hours(SESSION_HOURS),
-    };
-    on_pool(&state.pool, &state.config, move |conn, _| {
-        console_sessions::insert(conn, &row).map_err(ServiceError::from)
+    let admin_token = state.token.clone();
+    let actor = actor_text.clone();
+    let started = on_pool(&state.pool, &state.config, move |conn, _| {
+        console_sessions::start(conn, &admin_token, &actor, Utc::now())
     })
-    .await?;
+    .await;
+    let started = match started {
+        Ok(started) => started,
+        Err(ServiceError::Invalid(why)) => return refuse(StatusCode::BAD_REQUEST, &why),
+        Err(other) => return Err(other.into()),
+    };
     tracing::info!("a console session started");
     let mut resp = Redirect::to("/console/tenants").into_response();
     let h = resp.headers_mut();
-    if let Some(c) = set_cookie(&state, COOKIE, &id, "/console") {
+    if let Some(c) = set_cookie(&state, COOKIE, &started.id, "/console") {
         h.append(header::SET_COOKIE, c);
     }
     if let Some(c) = clear_cookie(SIGN_IN_COOKIE, "/console/sign-in") {
@@ -274,9 +271,9 @@ pub async fn sign_out(
     axum::extract::State(state): axum::extract::State<ConsoleState>,
     submitted: Submitted,
 ) -> PageResult {
-    let id_hash = submitted.session.id_hash;
+    let id = submitted.session.id;
     on_pool(&state.pool, &state.config, move |conn, _| {
-        console_sessions::delete(conn, &id_hash).map_err(ServiceError::from)
+        console_sessions::end(conn, &id)
     })
     .await?;
     let mut resp: Response = Redirect::to("/console/sign-in").into_response();
@@ -300,7 +297,7 @@ mod tests {
 
     #[test]
     fn only_this_consoles_pages_may_post() {
-        let cases = [
+        let cases: [(Vec<(&'static str, &'static str)>, bool); 9] = [
             (vec![("host", "127.0.0.1:8081")], true),
             (
                 vec![
@@ -342,8 +339,28 @@ mod tests {
             ),
         ];
         for (pairs, allowed) in cases {
-            assert_eq!(same_origin(&headers(&pairs)), allowed, "{pairs:?}");
+            assert_eq!(
+                same_origin(&headers(&pairs), None, None),
+                allowed,
+                "{pairs:?}"
+            );
         }
+        // HTTP/2 names the authority in the URI, not in Host.
+        let h2 = headers(&[("origin", "https://console.example")]);
+        assert!(same_origin(&h2, Some("console.example"), None));
+        assert!(!same_origin(&h2, None, None));
+        // Behind a proxy that rewrites Host, the configured origin decides.
+        let proxied = headers(&[
+            ("host", "127.0.0.1:8081"),
+            ("origin", "https://console.example"),
+        ]);
+        assert!(same_origin(&proxied, None, Some("https://console.example")));
+        assert!(!same_origin(&proxied, None, Some("https://other.example")));
+        let direct = headers(&[
+            ("host", "127.0.0.1:8081"),
+            ("origin", "http://127.0.0.1:8081"),
+        ]);
+        assert!(!same_origin(&direct, None, Some("https://console.example")));
     }
 
     #[test]

@@ -151,6 +151,7 @@ struct TenantPage {
     rejections_last_day: i64,
     open_dead_letters: i64,
     days: i64,
+    max_rows: i64,
     chart: Chart,
 }
 
@@ -192,7 +193,8 @@ pub async fn show(
             rejections_last_day: status.rejections_last_day,
             open_dead_letters: status.open_dead_letters,
             days: CHART_DAYS,
-            chart: chart::draw(&hours),
+            max_rows: state.config.activity_max_rows,
+            chart: chart::draw(&hours.hours, hours.log_begins),
         },
     )
 }

@@ -18,7 +18,7 @@ use crate::tenants::tenant_id;
 use crate::ConsoleState;
 
 /// The most recent changes a user's page lists.
-const MAX_HISTORY: usize = 200;
+const MAX_HISTORY: i64 = 200;
 
 pub async fn find(
     State(state): State<ConsoleState>,
@@ -35,7 +35,7 @@ pub async fn find(
         .to_string();
     let user = on_pool(&state.pool, &state.config, move |conn, config| {
         tenants::get(conn, config, id)?;
-        users::find(conn, id, &named)
+        users::find(conn, id, &UserRef::parse(&named)?)
     })
     .await?;
     Ok(Redirect::to(&format!("/console/tenants/{id}/users/{user}")).into_response())
@@ -77,7 +77,7 @@ pub async fn show(
     let (view, record) = on_pool(&state.pool, &state.config, move |conn, config| {
         Ok((
             tenants::get(conn, config, id)?,
-            users::show(conn, config, id, &UserRef::Id(user_id))?,
+            users::show(conn, config, id, &UserRef::Id(user_id), Some(MAX_HISTORY))?,
         ))
     })
     .await?;
@@ -97,7 +97,6 @@ pub async fn show(
         .history
         .iter()
         .rev()
-        .take(MAX_HISTORY)
         .map(|h| Change {
             time: when(&h.occurred_at),
             change: h.change.clone(),

@@ -553,3 +553,119 @@ async fn hostile_names_and_filters_get_pages_not_crashes() {
         .await;
     assert_eq!(unknown_feature.status, StatusCode::BAD_REQUEST);
 }
+
+/// A dead letter shows its payload with the password an IdP synced
+/// redacted, and a discard's reason may span lines; a user is found by
+/// email or userName whatever its case.
+#[tokio::test]
+async fn support_sees_letters_without_secrets_and_finds_users_by_any_name() {
+    use scimflow_admin::service::users::{create_manual, ManualUser};
+    use scimflow_shared::store::commands::{record_dead_letter, NewDeadLetter};
+
+    let console = Console::new("console_letters_users");
+    let browser = console.sign_in().await;
+    let tenant = console.tenant("Acme");
+    let payload = serde_json::json!({"command": {"body": {
+        "userName": "ada@example.com", "password": "hunter2-secret",
+        "Operations": [{"op": "replace", "path": "password", "value": "other-secret"}]
+    }}});
+    let letter = record_dead_letter(
+        &mut console.db.connect(),
+        NewDeadLetter {
+            command_id: None,
+            tenant_id: Some(tenant),
+            topic: "t.commands",
+            partition: 0,
+            offset: 7,
+            key: Some("k"),
+            payload: payload.to_string().as_bytes(),
+            reason: "could not be applied",
+            attempts: 1,
+            replay_of: None,
+            replay_origin: None,
+        },
+    )
+    .expect("a dead letter");
+    let page = console
+        .get(
+            &format!("/console/dead-letters/{letter}"),
+            Some(&browser.cookie),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("[redacted]"), "{}", page.body);
+    assert!(!page.body.contains("hunter2-secret") && !page.body.contains("other-secret"));
+
+    let discarded = console
+        .post(
+            &format!("/console/dead-letters/{letter}/discard"),
+            &browser.cookie,
+            None,
+            form(&[("csrf", &browser.csrf), ("reason", "IdP sent\r\nit twice")]),
+        )
+        .await;
+    assert_eq!(
+        discarded.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        discarded.body
+    );
+    let page = console
+        .get(
+            &format!("/console/dead-letters/{letter}"),
+            Some(&browser.cookie),
+        )
+        .await;
+    assert!(page.body.contains("IdP sent it twice"), "{}", page.body);
+    assert!(page.body.contains("console:Grace"), "the actor is recorded");
+
+    let config = Config::from_settings(&[
+        ("DATABASE_URL", console.db.url()),
+        ("KAFKA_BROKERS", "127.0.0.1:1"),
+    ])
+    .expect("a configuration");
+    let made = create_manual(
+        &mut console.db.connect(),
+        &config,
+        tenant,
+        ManualUser {
+            email: "Zoe.Ångström@example.com".into(),
+            given_name: Some("Zoë".into()),
+            family_name: None,
+        },
+    )
+    .expect("a user");
+    let id = made["id"].as_str().unwrap_or_default().to_string();
+    let user_name = made["userName"].as_str().unwrap_or_default().to_string();
+    for named in [
+        id.as_str(),
+        "zoe.ångström@EXAMPLE.com",
+        &user_name.to_ascii_uppercase(),
+    ] {
+        let found = console
+            .get(
+                &format!("/console/tenants/{tenant}/users?q={}", encode(named)),
+                Some(&browser.cookie),
+            )
+            .await;
+        assert_eq!(
+            found.status,
+            StatusCode::SEE_OTHER,
+            "{named}: {}",
+            found.body
+        );
+        assert_eq!(
+            found.header(header::LOCATION),
+            format!("/console/tenants/{tenant}/users/{id}"),
+            "{named}"
+        );
+    }
+    let record = console
+        .get(
+            &format!("/console/tenants/{tenant}/users/{id}"),
+            Some(&browser.cookie),
+        )
+        .await;
+    assert_eq!(record.status, StatusCode::OK);
+    assert!(record.body.contains("id=\"user-history\""));
+}

@@ -71,6 +71,7 @@ pub const SETTINGS: &[&str] = &[
     "SCIMFLOW_ADMIN_API_ADDR",
     "SCIMFLOW_ADMIN_TOKEN",
     "SCIMFLOW_ADMIN_TOKEN_SHA256",
+    "SCIMFLOW_CONSOLE_ORIGIN",
     "SCIMFLOW_ACTIVITY_MAX_ROWS",
     "SCIMFLOW_ACTIVITY_MAX_AGE_HOURS",
 ];
@@ -292,6 +293,12 @@ pub struct Config {
     /// the token need not be in the configuration): the admin API's bearer
     /// token. Without either the admin API does not start.
     pub admin_token: Option<AdminTokenHash>,
+    /// `SCIMFLOW_CONSOLE_ORIGIN` (optional, `https://admin.example.com`):
+    /// the origin browsers reach the support console at, when a proxy
+    /// stands in front of the admin listener. Forms are accepted only
+    /// from it, and its cookies are `Secure` when it is https. Unset, a
+    /// form must come from the origin the request names (`Host`).
+    pub console_origin: Option<String>,
     /// `SCIMFLOW_ACTIVITY_MAX_ROWS` (default 10000): activity log entries
     /// kept per tenant, the newest.
     pub activity_max_rows: i64,
@@ -744,7 +751,26 @@ impl Config {
                 reason: "must be at most 8784 (a year)".into(),
             });
         }
+        let console_origin = src
+            .var("SCIMFLOW_CONSOLE_ORIGIN")
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty());
+        if let Some(origin) = &console_origin {
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            if !host.is_some_and(|h| !h.is_empty() && !h.contains(['/', '?', '#', '@', ' '])) {
+                return Err(ConfigError::Invalid {
+                    name: "SCIMFLOW_CONSOLE_ORIGIN",
+                    value: origin.clone(),
+                    reason:
+                        "must be an origin: http:// or https://, a host and maybe a port, no path"
+                            .into(),
+                });
+            }
+        }
         Ok(Config {
+            console_origin,
             admin_api_addr: src.parse(
                 "SCIMFLOW_ADMIN_API_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 8081)),
@@ -1182,6 +1208,16 @@ mod tests {
                 &[("SCIMFLOW_PUBLIC_URL", "ftp://x")],
                 FILE,
                 "SCIMFLOW_PUBLIC_URL=\"ftp://x\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_CONSOLE_ORIGIN", "https://admin.example.com/console")],
+                FILE,
+                "SCIMFLOW_CONSOLE_ORIGIN=\"https://admin.example.com/console\" is invalid",
+            ),
+            (
+                &[("SCIMFLOW_CONSOLE_ORIGIN", "admin.example.com")],
+                FILE,
+                "SCIMFLOW_CONSOLE_ORIGIN=\"admin.example.com\" is invalid",
             ),
             (
                 &[("SCIMFLOW_METRICS_TENANT_LABEL", "yes")],

@@ -134,10 +134,40 @@ fn no_letter(id: i64) -> ServiceError {
     ServiceError::NotFound(format!("no dead letter {id}"))
 }
 
+/// What a redacted secret reads as.
+pub const REDACTED: &str = "[redacted]";
+
+/// A command's secrets hidden from the people reading it: every
+/// `password` attribute, whatever its case or nesting, and the value of
+/// every PATCH operation whose path names it. An IdP that syncs passwords
+/// sends them in creates, replaces and PATCHes alike; they are never
+/// stored, and a dead letter must not show them either.
+pub fn redact_secrets(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let names_password = map
+                .get("path")
+                .and_then(Value::as_str)
+                .is_some_and(|p| p.to_ascii_lowercase().contains("password"));
+            for (key, v) in map.iter_mut() {
+                if key.eq_ignore_ascii_case("password") || (names_password && key == "value") {
+                    *v = Value::String(REDACTED.into());
+                } else {
+                    redact_secrets(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_secrets),
+        _ => {}
+    }
+}
+
+/// One letter, its secrets redacted (`redact_secrets`).
 pub fn show(conn: &mut PgConnection, id: i64) -> Result<DeadLetterDetail> {
     let (row, actions) = dead_letters::find(conn, id)?.ok_or_else(|| no_letter(id))?;
-    let payload: Value = serde_json::from_slice(&row.payload)
+    let mut payload: Value = serde_json::from_slice(&row.payload)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&row.payload).into_owned()));
+    redact_secrets(&mut payload);
     let replayed_as = dead_letters::replayed_as(conn, id)?;
     Ok(DeadLetterDetail {
         replay_of: row.replay_of,
@@ -185,9 +215,57 @@ pub fn discard(
     reason: &str,
     actor: &str,
 ) -> Result<ResolutionView> {
-    let reason = text("reason", reason, MAX_REASON)?;
+    // A reason typed in a box may span lines: kept, as spaces.
+    let one_line: String = reason
+        .split(['\r', '\n'])
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let reason = text("reason", &one_line, MAX_REASON)?;
     if dead_letters::find(conn, id)?.is_none() {
         return Err(no_letter(id));
     }
     Ok(dead_letters::discard(conn, id, &reason, actor)?.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn passwords_never_show_however_they_were_sent() {
+        let cases = [
+            (
+                json!({"command": {"body": {"userName": "ada", "password": "hunter2"}}}),
+                json!({"command": {"body": {"userName": "ada", "password": REDACTED}}}),
+            ),
+            (
+                json!({"body": {"PASSWORD": "x", "name": {"password": "y"}}}),
+                json!({"body": {"PASSWORD": REDACTED, "name": {"password": REDACTED}}}),
+            ),
+            (
+                json!({"Operations": [
+                    {"op": "replace", "path": "password", "value": "hunter2"},
+                    {"op": "Replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User:Password", "value": "x"},
+                    {"op": "replace", "value": {"password": "z", "active": true}},
+                    {"op": "replace", "path": "title", "value": "password"}
+                ]}),
+                json!({"Operations": [
+                    {"op": "replace", "path": "password", "value": REDACTED},
+                    {"op": "Replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User:Password", "value": REDACTED},
+                    {"op": "replace", "value": {"password": REDACTED, "active": true}},
+                    {"op": "replace", "path": "title", "value": "password"}
+                ]}),
+            ),
+            (
+                json!("raw bytes with password=1"),
+                json!("raw bytes with password=1"),
+            ),
+        ];
+        for (mut sent, shown) in cases {
+            redact_secrets(&mut sent);
+            assert_eq!(sent, shown);
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! store calls, and the views both print. Synchronous, on a connection the
 //! caller holds (the CLI its own, the API a pooled one); no SQL here.
 
+pub mod console_sessions;
 pub mod dead_letters;
 pub mod tenants;
 pub mod users;
@@ -112,9 +113,47 @@ pub(crate) fn text(what: &str, value: &str, max: usize) -> Result<String> {
     Ok(value.to_string())
 }
 
+/// The longest name an action is recorded with.
+pub const MAX_ACTOR: usize = 100;
+
+/// A person's name as actions record it: trimmed, 1 to `MAX_ACTOR`
+/// characters, nothing invisible. Control characters, and the format
+/// characters that reorder or hide text (bidi overrides, zero-width
+/// joiners), could make one name read as another in the record.
+pub fn actor_name(raw: &str) -> Option<String> {
+    let name = raw.trim();
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    };
+    (!name.is_empty() && name.chars().count() <= MAX_ACTOR && !name.chars().any(invisible))
+        .then(|| name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_actor_is_a_visible_name_of_bounded_length() {
+        let cases = [
+            (" Grace Hopper ", Some("Grace Hopper")),
+            ("support:ada", Some("support:ada")),
+            ("Zoë Ångström 山田", Some("Zoë Ångström 山田")),
+            ("", None),
+            ("   ", None),
+            ("ada\nbob", None),
+            ("ada\u{202E}nimda", None),
+            ("a\u{200B}da", None),
+            ("\u{FEFF}ada", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(actor_name(raw).as_deref(), want, "{raw:?}");
+        }
+        assert!(actor_name(&"é".repeat(MAX_ACTOR)).is_some());
+        assert!(actor_name(&"é".repeat(MAX_ACTOR + 1)).is_none());
+    }
 
     #[test]
     fn pages_and_texts_are_bounded() {

@@ -473,19 +473,39 @@ pub fn activity(
 /// How many days of a tenant's writes and rejections the chart covers.
 pub const CHART_DAYS: i64 = 7;
 
-/// A tenant's writes and rejections in each of the last `CHART_DAYS`
-/// days' hours, oldest first, the current hour last.
+/// A tenant's writes and rejections per hour.
+#[derive(Debug, Clone)]
+pub struct Hourly {
+    /// Each of the last `CHART_DAYS` days' hours, oldest first, the
+    /// current hour last.
+    pub hours: Vec<HourCounts>,
+    /// When the kept log begins, if within those hours: earlier hours
+    /// were pruned (the log keeps a number of entries per tenant), not
+    /// quiet.
+    pub log_begins: Option<DateTime<Utc>>,
+}
+
 pub fn hourly(
     conn: &mut PgConnection,
     config: &Config,
     id: Uuid,
     now: DateTime<Utc>,
-) -> Result<Vec<HourCounts>> {
+) -> Result<Hourly> {
     get(conn, config, id)?;
     let hours = CHART_DAYS * 24;
     let first = hour_of(now) - chrono::Duration::hours(hours - 1);
     let counted = activity::hourly(conn, id, first)?;
-    Ok(every_hour(first, hours, &counted))
+    // Pruned by rows: full, and its oldest entry inside the chart.
+    let pruned = activity::count(conn, id)? >= config.activity_max_rows;
+    let oldest = if pruned {
+        activity::oldest(conn, id)?
+    } else {
+        None
+    };
+    Ok(Hourly {
+        hours: every_hour(first, hours, &counted),
+        log_begins: oldest.filter(|t| *t > first),
+    })
 }
 
 /// The start of the hour `at` falls in.

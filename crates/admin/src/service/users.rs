@@ -115,25 +115,62 @@ pub fn create_manual(
     })
 }
 
-/// How an operator names a user: its id, or its identity email.
+/// How an operator names a user: its id, its identity email, or its
+/// userName.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserRef {
     Id(Uuid),
     Email(String),
+    UserName(String),
 }
 
 impl UserRef {
-    /// A UUID is an id; anything else an email.
+    /// A UUID is an id, an email address an email (or, failing that, a
+    /// userName that looks like one), anything else a userName.
     pub fn parse(raw: &str) -> Result<UserRef> {
         let named = text("user", raw, MAX_EMAIL)?;
         if let Ok(id) = Uuid::parse_str(&named) {
             return Ok(UserRef::Id(id));
         }
-        if !looks_like_email(&named) {
-            return Err(ServiceError::Invalid(
-                "a user is named by its id or its email address".into(),
-            ));
+        if looks_like_email(&named) {
+            return Ok(UserRef::Email(named));
         }
-        Ok(UserRef::Email(named))
+        Ok(UserRef::UserName(named))
+    }
+}
+
+/// The user `who` names, in any state for an id or an email (the most
+/// recently deleted one when none is live), live for a userName. Reads
+/// only: nothing is locked.
+fn resolve(conn: &mut PgConnection, tenant: Uuid, who: &UserRef) -> Result<Option<UserRow>> {
+    Ok(match who {
+        UserRef::Id(id) => users::find(conn, tenant, *id)?,
+        UserRef::Email(email) => match users::lookup_by_email(conn, tenant, &email.to_lowercase())?
+        {
+            Some(row) => Some(row),
+            None => users::find_live_by_user_name(conn, tenant, email)?,
+        },
+        UserRef::UserName(name) => users::find_live_by_user_name(conn, tenant, name)?,
+    })
+}
+
+fn no_user(conn: &mut PgConnection, tenant: Uuid, who: &UserRef) -> ServiceError {
+    match tenants::find(conn, tenant) {
+        Ok(None) => ServiceError::NotFound(format!("no tenant {tenant}")),
+        Err(e) => e.into(),
+        Ok(Some(_)) => ServiceError::NotFound(match who {
+            UserRef::Id(id) => format!("no user {id} in tenant {tenant}"),
+            UserRef::Email(email) => format!("no user with email {email} in tenant {tenant}"),
+            UserRef::UserName(name) => format!("no user named {name} in tenant {tenant}"),
+        }),
+    }
+}
+
+/// The id of the user `who` names.
+pub fn find(conn: &mut PgConnection, tenant: Uuid, who: &UserRef) -> Result<Uuid> {
+    match resolve(conn, tenant, who)? {
+        Some(row) => Ok(row.id),
+        None => Err(no_user(conn, tenant, who)),
     }
 }
 
@@ -189,24 +226,16 @@ impl From<HistoryRow> for HistoryView {
     }
 }
 
+/// A user's record with its history: all of it, or its `newest` changes.
 pub fn show(
     conn: &mut PgConnection,
     config: &Config,
     tenant: Uuid,
     who: &UserRef,
+    newest: Option<i64>,
 ) -> Result<UserRecord> {
-    let row = match who {
-        UserRef::Id(id) => users::find(conn, tenant, *id)?,
-        UserRef::Email(email) => users::find_by_email(conn, tenant, &email.trim().to_lowercase())?,
-    };
-    let Some(row) = row else {
-        if tenants::find(conn, tenant)?.is_none() {
-            return Err(ServiceError::NotFound(format!("no tenant {tenant}")));
-        }
-        return Err(ServiceError::NotFound(match who {
-            UserRef::Id(id) => format!("no user {id} in tenant {tenant}"),
-            UserRef::Email(email) => format!("no user with email {email} in tenant {tenant}"),
-        }));
+    let Some(row) = resolve(conn, tenant, who)? else {
+        return Err(no_user(conn, tenant, who));
     };
     let view = row.view()?;
     let member_of = groups::groups_of_users(conn, &[row.id])?
@@ -222,34 +251,11 @@ pub fn show(
         scim_managed: row.scim_managed,
         deleted_at: row.deleted_at,
         groups: member_of,
-        history: history(conn, tenant, row.id)?
+        history: history(conn, tenant, row.id, newest)?
             .into_iter()
             .map(HistoryView::from)
             .collect(),
     })
-}
-
-/// The user a support engineer names: its id, its identity email, or its
-/// userName (case-insensitive); a live user before a deleted one.
-pub fn find(conn: &mut PgConnection, tenant: Uuid, named: &str) -> Result<Uuid> {
-    let named = text("user", named, MAX_EMAIL)?;
-    let by_id = match Uuid::parse_str(&named) {
-        Ok(id) => users::find(conn, tenant, id)?,
-        Err(_) => None,
-    };
-    let found = match by_id {
-        Some(row) => Some(row),
-        None if looks_like_email(&named) => {
-            match users::find_by_email(conn, tenant, &named.to_lowercase())? {
-                Some(row) => Some(row),
-                None => users::find_by_user_name(conn, tenant, &named)?,
-            }
-        }
-        None => users::find_by_user_name(conn, tenant, &named)?,
-    };
-    found
-        .map(|row| row.id)
-        .ok_or_else(|| ServiceError::NotFound(format!("no user {named} in tenant {tenant}")))
 }
 
 #[cfg(test)]
@@ -257,24 +263,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_user_is_named_by_id_or_email_and_nothing_else() {
+    fn a_user_is_named_by_id_email_or_user_name() {
         let id = "0190a4b2-7c3e-7d1a-9f00-000000000001";
-        // (named, id?, email?)
+        let uuid = Uuid::parse_str(id).ok();
         let cases = [
-            (id, Some(id), None),
-            (" ada@example.com ", None, Some("ada@example.com")),
-            ("nobody", None, None),
-            ("a\u{0}@example.com", None, None),
-            ("", None, None),
+            (id, uuid.map(UserRef::Id)),
+            (
+                " ada@example.com ",
+                Some(UserRef::Email("ada@example.com".into())),
+            ),
+            (
+                "ADA\\lovelace",
+                Some(UserRef::UserName("ADA\\lovelace".into())),
+            ),
+            ("Zoë", Some(UserRef::UserName("Zoë".into()))),
+            ("a\u{0}@example.com", None),
+            ("", None),
         ];
-        for (named, want_id, want_email) in cases {
-            let (got_id, got_email) = match UserRef::parse(named) {
-                Ok(UserRef::Id(i)) => (Some(i.to_string()), None),
-                Ok(UserRef::Email(e)) => (None, Some(e)),
-                Err(_) => (None, None),
-            };
-            assert_eq!(got_id.as_deref(), want_id, "{named:?}");
-            assert_eq!(got_email.as_deref(), want_email, "{named:?}");
+        for (named, want) in cases {
+            assert_eq!(UserRef::parse(named).ok(), want, "{named:?}");
         }
         let long = format!("{}@example.com", "a".repeat(400));
         assert!(UserRef::parse(&long).is_err());

@@ -150,6 +150,25 @@ pub fn list(
     Ok(query.load(conn)?)
 }
 
+/// When a tenant's oldest kept entry occurred: the log is pruned by rows
+/// per tenant, so a busy tenant's log may begin within the chart's week.
+pub fn oldest(conn: &mut PgConnection, tenant: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(activity::table
+        .filter(activity::tenant_id.eq(tenant))
+        .order(activity::id.asc())
+        .select(activity::occurred_at)
+        .first(conn)
+        .optional()?)
+}
+
+/// How many entries a tenant's log holds (at most the kept rows).
+pub fn count(conn: &mut PgConnection, tenant: Uuid) -> Result<i64, StoreError> {
+    Ok(activity::table
+        .filter(activity::tenant_id.eq(tenant))
+        .select(count_star())
+        .first(conn)?)
+}
+
 /// One hour of a tenant's log: its writes and its rejections, counted as
 /// `stats` counts them.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName, serde::Serialize)]

@@ -247,17 +247,26 @@ pub struct HistoryRow {
     pub occurred_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A user's history, oldest first: all of it, or its `newest` entries.
 pub fn history(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     user_id: Uuid,
+    newest: Option<i64>,
 ) -> Result<Vec<HistoryRow>, StoreError> {
-    Ok(user_history::table
+    let of_user = user_history::table
         .filter(user_history::tenant_id.eq(tenant_id))
         .filter(user_history::user_id.eq(user_id))
-        .order(user_history::id)
-        .select(HistoryRow::as_select())
-        .load(conn)?)
+        .select(HistoryRow::as_select());
+    Ok(match newest {
+        None => of_user.order(user_history::id).load(conn)?,
+        Some(n) => {
+            let mut rows: Vec<HistoryRow> =
+                of_user.order(user_history::id.desc()).limit(n).load(conn)?;
+            rows.reverse();
+            rows
+        }
+    })
 }
 
 pub struct NewDeadLetter<'a> {

@@ -108,16 +108,33 @@ pub fn find_by_email(
         .optional()?)
 }
 
-/// The user named `user_name` (case-insensitive, I4): the live one if
-/// any, else the most recently deleted one.
-pub fn find_by_user_name(
+/// The live user named `user_name` (case-insensitive, I4), through the
+/// partial unique index of live userNames. Deleted users are found by
+/// their email or id: an index over every userName ever used would cost
+/// each write more than a lookup would gain.
+pub fn find_live_by_user_name(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     user_name: &str,
 ) -> Result<Option<UserRow>, StoreError> {
     Ok(users::table
         .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::deleted_at.is_null())
         .filter(lower(users::user_name).eq(lower(user_name)))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// `find_by_email` without the lock, for pages that only read.
+pub fn lookup_by_email(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    email: &str,
+) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::primary_email.eq(email))
         .order((users::deleted_at.is_not_null(), users::deleted_at.desc()))
         .select(UserRow::as_select())
         .first(conn)
