@@ -218,10 +218,17 @@ impl Browser {
         rows
     }
 
-    /// Wait until the current path (with its query) is `want`.
+    /// Wait until the browser is on `want`: its path, and at least the
+    /// query parameters it names (a form may send empty fields too).
     pub async fn wait_for_path(&self, want: &str) {
+        let want_url = reqwest::Url::parse(&format!("{}{want}", self.base))
+            .unwrap_or_else(|e| panic!("{want}: {e}"));
         let landed = poll_until(PAGE_DEADLINE, || async {
-            (self.path().await == want).then_some(())
+            let url = self.client.current_url().await.ok()?;
+            let pairs: Vec<_> = url.query_pairs().collect();
+            let on =
+                url.path() == want_url.path() && want_url.query_pairs().all(|p| pairs.contains(&p));
+            on.then_some(())
         })
         .await;
         if landed.is_none() {
@@ -499,7 +506,7 @@ mod tests {
     const FORM: &str = r#"<!doctype html><html><head><title>harness</title></head><body><main>
         <h1>Ask</h1>
         <form id="ask" method="get" action="/echo">
-          <input name="q" value="typed over">
+          <input name="q" value="typed over"><input name="empty">
           <button>Send</button>
         </form></main></body></html>"#;
 
@@ -533,6 +540,9 @@ mod tests {
         browser.fill("form#ask", "q", "<b>Ada</b> & co").await;
         browser.submit("form#ask").await;
         browser.wait_for("h1#said", PAGE_DEADLINE).await;
+        browser
+            .wait_for_path("/echo?q=%3Cb%3EAda%3C%2Fb%3E+%26+co")
+            .await;
         assert_eq!(browser.text("#said").await, "<b>Ada</b> & co");
         assert_eq!(browser.count("main b").await, 0);
         assert!(browser.path().await.starts_with("/echo?q="));
