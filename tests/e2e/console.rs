@@ -187,6 +187,7 @@ async fn console_in_a_browser_finds_tenants_users_refusals_replays_letters_and_r
     );
     browser.screenshot("user").await;
     assert_eq!(tenant_cell(&browser, &globex.id, "users").await, "1");
+    browser.goto("/console/tenants").await;
     browser.screenshot("tenants").await;
 
     // Its request in the activity log, reached from the user's history.

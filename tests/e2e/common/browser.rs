@@ -25,6 +25,11 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// shares two cores with the browser and other tests' stacks.
 pub const PAGE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The browser window's size (its viewport is a little shorter).
+const WINDOW: (u32, u32) = (1280, 900);
+/// The longest screenshot, in pixels.
+const MAX_SHOT_HEIGHT: u64 = 4000;
+
 /// A headless Chromium session on a site (`base`, e.g. the admin API).
 pub struct Browser {
     client: Client,
@@ -61,7 +66,7 @@ impl Browser {
                     "--disable-background-networking",
                     "--disable-component-update",
                     "--disable-sync",
-                    "--window-size=1280,900",
+                    format!("--window-size={},{}", WINDOW.0, WINDOW.1),
                     format!("--user-data-dir={}", profile.display()),
                 ],
             },
@@ -322,10 +327,10 @@ impl Browser {
             .unwrap_or_else(|e| panic!("taking a screenshot: {e}"))
     }
 
-    /// The page as `target/console-screenshots/<name>.png`, and as
+    /// The whole page as `target/console-screenshots/<name>.png`, and as
     /// `docs/console/<name>.png` when `SCIMFLOW_UPDATE_SCREENSHOTS=1`.
     pub async fn screenshot(&self, name: &str) -> Vec<u8> {
-        let png = self.png().await;
+        let png = self.full_page_png().await;
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
@@ -340,6 +345,42 @@ impl Browser {
                 .unwrap_or_else(|e| panic!("writing {name}.png into {}: {e}", dir.display()));
         }
         png
+    }
+
+    /// The whole page, however long (up to `MAX_SHOT_HEIGHT` pixels), as a
+    /// PNG: the window grows to the page's height for the picture, then
+    /// goes back to its size.
+    pub async fn full_page_png(&self) -> Vec<u8> {
+        let measured = self
+            .client
+            .execute(
+                "return [document.documentElement.scrollHeight, \
+                 window.outerHeight - window.innerHeight];",
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("measuring the page: {e}"));
+        let (page, frame) = (
+            measured[0].as_u64().unwrap_or(0),
+            measured[1].as_u64().unwrap_or(0),
+        );
+        let tall = u32::try_from((page + frame).min(MAX_SHOT_HEIGHT)).unwrap_or(WINDOW.1);
+        let grown = tall > WINDOW.1;
+        if grown {
+            self.resize(WINDOW.0, tall).await;
+        }
+        let png = self.png().await;
+        if grown {
+            self.resize(WINDOW.0, WINDOW.1).await;
+        }
+        png
+    }
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .unwrap_or_else(|e| panic!("resizing the window to {width}x{height}: {e}"));
     }
 
     /// End the browser session; `Drop` does it too, less politely.
@@ -518,6 +559,24 @@ mod tests {
         ))
     }
 
+    /// Width and height from a PNG's header.
+    fn png_size(png: &[u8]) -> Option<(u32, u32)> {
+        let word = |at: usize| {
+            png.get(at..at + 4)
+                .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+        };
+        Some((word(16)?, word(20)?))
+    }
+
+    async fn viewport_height(browser: &Browser) -> u32 {
+        let h = browser
+            .client
+            .execute("return window.innerHeight;", vec![])
+            .await
+            .expect("innerHeight");
+        h.as_u64().and_then(|h| u32::try_from(h).ok()).unwrap_or(0)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn console_browser_harness_types_submits_follows_reads_and_photographs_a_page() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -526,7 +585,13 @@ mod tests {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let app = axum::Router::new()
             .route("/", get(|| async { Html(FORM) }))
-            .route("/echo", get(echo));
+            .route("/echo", get(echo))
+            .route(
+                "/long",
+                get(|| async {
+                    Html(r#"<!doctype html><html><body style="margin:0"><div style="height:2500px">long</div></body></html>"#)
+                }),
+            );
         tokio::spawn(async move { axum::serve(listener, app).await });
         let logs = std::env::var_os("SCIMFLOW_TEST_LOGS")
             .map(PathBuf::from)
@@ -555,13 +620,21 @@ mod tests {
         );
         assert!(browser.texts("h2").await.is_empty());
 
-        // A PNG of the 1280 pixels wide window.
+        // A PNG of the 1280 pixels wide window; of a long page, all of it.
         let png = browser.png().await;
         assert_eq!(png.get(..8), Some(&b"\x89PNG\r\n\x1a\n"[..]));
-        let width = png
-            .get(16..20)
-            .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-        assert_eq!(width, Some(1280));
+        assert_eq!(
+            png_size(&png),
+            Some((1280, viewport_height(&browser).await))
+        );
+        browser.goto("/long").await;
+        let whole = browser.full_page_png().await;
+        assert_eq!(png_size(&whole), Some((1280, 2500)));
+        assert_eq!(
+            png_size(&browser.png().await),
+            png_size(&png),
+            "the window is as it was"
+        );
 
         // Waiting for what never comes fails, naming the page.
         let waited = tokio::spawn(async move {
