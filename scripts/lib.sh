@@ -120,6 +120,30 @@ ensure_cargo_deny() {
   "$CARGO_DENY_BIN" --version >/dev/null || die "cargo-deny did not build"
 }
 
+# Headless Chromium and its WebDriver server, for the support console's
+# browser tests, from Debian. Not pinned: Debian's security archive keeps
+# only the newest build of chromium, so an exact version would stop
+# installing at its next security update. The versions in use are printed.
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+      if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo="sudo -n"
+      else
+        die "the browser tests need Debian's chromium and chromium-driver: run 'apt-get install chromium chromium-driver' as root"
+      fi
+    fi
+    log "installing chromium and chromium-driver (Debian)"
+    local install="$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver"
+    # A stale package list names a build the archive no longer has.
+    $install >/dev/null || { $sudo apt-get update -qq && $install >/dev/null; } \
+      || die "installing chromium and chromium-driver failed"
+  fi
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || die "chromium or chromedriver is still missing after installing"
+  log "browser: $(dpkg-query -W -f='chromium ${Version}, chromium-driver ' chromium 2>/dev/null)$(dpkg-query -W -f='${Version}' chromium-driver 2>/dev/null)"
+}
+
 ensure_postgres_binaries() {
   [ -x "$PG_BIN/initdb" ] && return
   log "installing PostgreSQL 15 server binaries"

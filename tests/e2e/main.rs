@@ -6,6 +6,7 @@ mod bounds;
 mod bulk;
 mod common;
 mod conformance;
+mod console;
 mod crash;
 mod deploy;
 mod dlq;

@@ -33,7 +33,20 @@ pub fn free_port() -> u16 {
 }
 
 /// Poll `check` until it returns `Some`, or fail after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    match poll_until(timeout, check).await {
+        Some(v) => v,
+        None => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// Poll `check` until it returns `Some`, or give up (`None`) after
+/// `timeout`, for a caller that explains the failure itself.
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -43,12 +56,11 @@ where
     loop {
         tick.tick().await;
         if let Some(v) = check().await {
-            return v;
+            return Some(v);
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
     }
 }
 pub struct Stack {
@@ -287,7 +299,12 @@ impl Stack {
     }
 
     pub fn tenant(&self, features: &str) -> Tenant {
-        let mut args = vec!["tenant", "create", "--name", "acme", "--json"];
+        self.named_tenant("acme", features)
+    }
+
+    /// A tenant made with the CLI, with its name and features.
+    pub fn named_tenant(&self, name: &str, features: &str) -> Tenant {
+        let mut args = vec!["tenant", "create", "--name", name, "--json"];
         if !features.is_empty() {
             args.extend(["--features", features]);
         }
