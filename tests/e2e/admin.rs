@@ -236,7 +236,11 @@ async fn admin_api_makes_a_tenant_that_provisions_and_shows_it_then_rotates_its_
     ))
     .await
     .assert_problem(404);
-    for bad in ["nobody", "a%00@admin.example", "%20"] {
+    // A name that is neither an id nor an email is a userName.
+    api.get(&format!("/admin/v1/tenants/{}/users/nobody", t.id))
+        .await
+        .assert_problem(404);
+    for bad in ["a%00@admin.example", "%20"] {
         api.get(&format!("/admin/v1/tenants/{}/users/{bad}", t.id))
             .await
             .assert_problem(400);

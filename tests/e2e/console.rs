@@ -261,6 +261,26 @@ async fn console_in_a_browser_finds_tenants_users_refusals_replays_letters_and_r
     assert_eq!(entry[4], "R8", "{entry:?}");
     assert_eq!(entry[5], "POST", "{entry:?}");
     browser.screenshot("activity-refusal").await;
+
+    // Live updates: the open log shows the next refusal without a reload
+    // (a mark set on this page now would not survive one).
+    browser.script("document.body.dataset.loaded = 'once'").await;
+    let (status, _) = post_user(&globex, &two_primaries, "okta-req-live").await;
+    assert_eq!(status, 400);
+    eventually(
+        "the next refusal to appear in the open log",
+        PIPELINE,
+        || async {
+            let rows = browser.rows("tr.activity-entry", &["td.request-id"]).await;
+            rows.iter().any(|r| r[0] == "okta-req-live").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        browser.script("return document.body.dataset.loaded || null").await,
+        json!("once"),
+        "the log was refreshed in place, not reloaded"
+    );
     browser.goto(&tenant_page).await;
     assert_eq!(browser.count("svg#activity-chart").await, 1);
     browser.screenshot("tenant").await;

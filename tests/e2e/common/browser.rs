@@ -314,6 +314,14 @@ impl Browser {
         self.client.source().await.expect("the page source")
     }
 
+    /// Run `js` in the page; what it returns.
+    pub async fn script(&self, js: &str) -> serde_json::Value {
+        self.client
+            .execute(js, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("running a script in the page: {e}"))
+    }
+
     /// Whether a JavaScript dialog (alert, confirm) is open.
     pub async fn dialog_open(&self) -> bool {
         self.client.get_alert_text().await.is_ok()
