@@ -264,7 +264,9 @@ async fn console_in_a_browser_finds_tenants_users_refusals_replays_letters_and_r
 
     // Live updates: the open log shows the next refusal without a reload
     // (a mark set on this page now would not survive one).
-    browser.script("document.body.dataset.loaded = 'once'").await;
+    browser
+        .script("document.body.dataset.loaded = 'once'")
+        .await;
     let (status, _) = post_user(&globex, &two_primaries, "okta-req-live").await;
     assert_eq!(status, 400);
     eventually(
@@ -277,7 +279,9 @@ async fn console_in_a_browser_finds_tenants_users_refusals_replays_letters_and_r
     )
     .await;
     assert_eq!(
-        browser.script("return document.body.dataset.loaded || null").await,
+        browser
+            .script("return document.body.dataset.loaded || null")
+            .await,
         json!("once"),
         "the log was refreshed in place, not reloaded"
     );
