@@ -187,13 +187,17 @@ impl Browser {
         text_of(&element).await
     }
 
-    /// The rendered texts of every element matching `selector`, trimmed.
+    /// The rendered texts of every element matching `selector`, trimmed,
+    /// read at one instant (a live list may replace its rows meanwhile).
     pub async fn texts(&self, selector: &str) -> Vec<String> {
-        let mut texts = Vec::new();
-        for element in self.find_all(selector).await {
-            texts.push(text_of(&element).await);
-        }
-        texts
+        let read = self
+            .script_with(
+                "return Array.from(document.querySelectorAll(arguments[0]))\
+                   .map(e => e.innerText.trim());",
+                vec![json!(selector)],
+            )
+            .await;
+        serde_json::from_value(read).unwrap_or_else(|e| panic!("the texts of {selector}: {e}"))
     }
 
     /// An attribute of the first element matching `selector`.
@@ -207,20 +211,18 @@ impl Browser {
 
     /// The rows matching `row` as the texts of their cells: for each
     /// selector of `cells`, the text of the row's first element matching
-    /// it, or "" when it has none.
+    /// it, or "" when it has none. Read at one instant in the page: a live
+    /// list replaces its rows while a test reads them cell by cell.
     pub async fn rows(&self, row: &str, cells: &[&str]) -> Vec<Vec<String>> {
-        let mut rows = Vec::new();
-        for element in self.find_all(row).await {
-            let mut texts = Vec::new();
-            for cell in cells {
-                texts.push(match element.find(Locator::Css(cell)).await {
-                    Ok(found) => text_of(&found).await,
-                    Err(_) => String::new(),
-                });
-            }
-            rows.push(texts);
-        }
-        rows
+        let read = self
+            .script_with(
+                "return Array.from(document.querySelectorAll(arguments[0])).map(r =>\
+                   arguments[1].map(c => { const e = r.querySelector(c);\
+                                           return e ? e.innerText.trim() : ''; }));",
+                vec![json!(row), json!(cells)],
+            )
+            .await;
+        serde_json::from_value(read).unwrap_or_else(|e| panic!("the rows {row}: {e}"))
     }
 
     /// Wait until the browser is on `want`: its path, and at least the
@@ -315,9 +317,14 @@ impl Browser {
     }
 
     /// Run `js` in the page; what it returns.
-    pub async fn script(&self, js: &str) -> serde_json::Value {
+    pub async fn script(&self, js: &str) -> Value {
+        self.script_with(js, Vec::new()).await
+    }
+
+    /// Run `js` in the page with `arguments`; what it returns.
+    pub async fn script_with(&self, js: &str, arguments: Vec<Value>) -> Value {
         self.client
-            .execute(js, Vec::new())
+            .execute(js, arguments)
             .await
             .unwrap_or_else(|e| panic!("running a script in the page: {e}"))
     }
