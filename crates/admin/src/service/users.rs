@@ -56,7 +56,7 @@ pub fn create_manual(
             return Err(ServiceError::NotFound(format!("no tenant {tenant}")));
         }
         let identity = email.to_lowercase();
-        if let Some(existing) = users::find_by_email(conn, tenant, &identity)? {
+        if let Some(existing) = users::find_by_email(conn, tenant, &identity, true)? {
             if existing.deleted_at.is_none() {
                 return Err(ServiceError::Conflict(format!(
                     "user {} already has this email",
@@ -145,11 +145,12 @@ impl UserRef {
 fn resolve(conn: &mut PgConnection, tenant: Uuid, who: &UserRef) -> Result<Option<UserRow>> {
     Ok(match who {
         UserRef::Id(id) => users::find(conn, tenant, *id)?,
-        UserRef::Email(email) => match users::lookup_by_email(conn, tenant, &email.to_lowercase())?
-        {
-            Some(row) => Some(row),
-            None => users::find_live_by_user_name(conn, tenant, email)?,
-        },
+        UserRef::Email(email) => {
+            match users::find_by_email(conn, tenant, &email.to_lowercase(), false)? {
+                Some(row) => Some(row),
+                None => users::find_live_by_user_name(conn, tenant, email)?,
+            }
+        }
         UserRef::UserName(name) => users::find_live_by_user_name(conn, tenant, name)?,
     })
 }

@@ -49,7 +49,7 @@ pub(super) fn create(
     } else {
         // The batch's new users must be visible to the lookups.
         ctx.pending.borrow_mut().flush_new_users(conn)?;
-        users::find_by_email(conn, tenant_id, &email)?
+        users::find_by_email(conn, tenant_id, &email, true)?
     };
     ctx.creates
         .borrow_mut()

@@ -92,20 +92,24 @@ pub fn find_live(
 }
 
 /// The user holding an identity email (I1/I2): the live one if any, else
-/// the most recently deleted one (L5). Locked for update.
+/// the most recently deleted one (L5). Locked for update when `lock` (a
+/// write decides on it); pages that only read take no lock.
 pub fn find_by_email(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     email: &str,
+    lock: bool,
 ) -> Result<Option<UserRow>, StoreError> {
-    Ok(users::table
+    let q = users::table
         .filter(users::tenant_id.eq(tenant_id))
         .filter(users::primary_email.eq(email))
         .order((users::deleted_at.is_not_null(), users::deleted_at.desc()))
-        .select(UserRow::as_select())
-        .for_no_key_update()
-        .first(conn)
-        .optional()?)
+        .select(UserRow::as_select());
+    Ok(if lock {
+        q.for_no_key_update().first(conn).optional()?
+    } else {
+        q.first(conn).optional()?
+    })
 }
 
 /// The live user named `user_name` (case-insensitive, I4), through the
@@ -121,21 +125,6 @@ pub fn find_live_by_user_name(
         .filter(users::tenant_id.eq(tenant_id))
         .filter(users::deleted_at.is_null())
         .filter(lower(users::user_name).eq(lower(user_name)))
-        .select(UserRow::as_select())
-        .first(conn)
-        .optional()?)
-}
-
-/// `find_by_email` without the lock, for pages that only read.
-pub fn lookup_by_email(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    email: &str,
-) -> Result<Option<UserRow>, StoreError> {
-    Ok(users::table
-        .filter(users::tenant_id.eq(tenant_id))
-        .filter(users::primary_email.eq(email))
-        .order((users::deleted_at.is_not_null(), users::deleted_at.desc()))
         .select(UserRow::as_select())
         .first(conn)
         .optional()?)
