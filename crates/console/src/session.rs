@@ -29,8 +29,8 @@ use crate::ConsoleState;
 const COOKIE: &str = "scimflow_console";
 const SIGN_IN_COOKIE: &str = "scimflow_console_sign_in";
 
-/// A signed-in support engineer.
-#[derive(Debug, Clone)]
+/// A signed-in support engineer. Not `Debug`: it holds the session's id.
+#[derive(Clone)]
 pub struct Session {
     /// The id the cookie holds.
     id: String,
