@@ -12,9 +12,8 @@ use scimflow_admin::service::users::{self, UserRef};
 use scimflow_admin::service::{on_pool, ServiceError, DEFAULT_PAGE};
 
 use crate::fields::{time_box, Fields};
-use crate::page::{link, render, when, ConsoleError, Frame, PageResult};
+use crate::page::{link, render, tenant_id, when, ConsoleError, Frame, PageResult};
 use crate::session::Session;
-use crate::tenants::tenant_id;
 use crate::ConsoleState;
 
 struct Entry {

@@ -11,9 +11,11 @@ use scimflow_admin::service::dead_letters::{self, DeadLetterView, ReplayWhat, Re
 use scimflow_admin::service::{on_pool, tenants, Page, ServiceError, DEFAULT_PAGE};
 
 use crate::fields::Fields;
-use crate::page::{done, link, pager, render, when, ConsoleError, Frame, PageResult, Pager};
+use crate::page::{
+    done, link, pager, render, tenant_id, when, ConfirmPage, Confirmation, ConsoleError, Frame,
+    PageResult, Pager,
+};
 use crate::session::{Session, Submitted};
-use crate::tenants::{tenant_id, ConfirmPage, Confirmation};
 use crate::ConsoleState;
 
 struct Letter {
@@ -211,13 +213,13 @@ fn confirm_page(frame: Frame, id: i64, action: LetterAction, status: StatusCode)
     };
     render(
         status,
-        &ConfirmPage::new(
+        &ConfirmPage {
             frame,
-            action.confirmation(id),
-            format!("{page}/{slug}"),
-            page,
-            format!("Dead letter #{id}"),
-        ),
+            c: action.confirmation(id),
+            action: format!("{page}/{slug}"),
+            back: page,
+            back_label: format!("Dead letter #{id}"),
+        },
     )
 }
 

@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use scimflow_admin::service::{Page, ServiceError};
+use uuid::Uuid;
 
 use crate::session::Session;
 
@@ -214,6 +215,35 @@ pub fn pager(page: Page, more: bool, at: impl Fn(i64) -> String) -> Pager {
         previous: (page.offset > 0).then(|| at(page.offset.saturating_sub(page.limit).max(0))),
         next: more.then(|| at(page.offset.saturating_add(page.limit))),
     }
+}
+
+/// A tenant id from a path; anything else names no page.
+pub fn tenant_id(text: &str) -> Result<Uuid, ConsoleError> {
+    Uuid::parse_str(text).map_err(|_| ConsoleError::NotFound)
+}
+
+/// What the confirmation page of an action says.
+pub struct Confirmation {
+    pub heading: String,
+    pub explain: String,
+    pub button: &'static str,
+    pub danger: bool,
+    /// Delete: the name to type.
+    pub ask_name: Option<String>,
+    /// Discard: a reason.
+    pub ask_reason: bool,
+}
+
+/// The page every action shows before it is taken: its form posts to
+/// `action`; `back` is where cancelling leads.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub frame: Frame,
+    pub c: Confirmation,
+    pub action: String,
+    pub back: String,
+    pub back_label: String,
 }
 
 /// A time as the console shows it: UTC, to the second.

@@ -13,14 +13,12 @@ use scimflow_admin::service::{on_pool, Page, DEFAULT_PAGE};
 
 use crate::chart::{self, Chart};
 use crate::fields::Fields;
-use crate::page::{done, link, pager, render, when, ConsoleError, Frame, PageResult, Pager};
+use crate::page::{
+    done, link, pager, render, tenant_id, when, ConfirmPage, Confirmation, ConsoleError, Frame,
+    PageResult, Pager,
+};
 use crate::session::{Session, Submitted};
 use crate::ConsoleState;
-
-/// A tenant id from a path; anything else names no page.
-pub fn tenant_id(text: &str) -> Result<Uuid, ConsoleError> {
-    Uuid::parse_str(text).map_err(|_| ConsoleError::NotFound)
-}
 
 /// A tenant's facts as the pages print them.
 pub struct TenantFacts {
@@ -214,56 +212,6 @@ pub async fn set_features(
     done(&format!("/console/tenants/{id}"), "features")
 }
 
-/// What the confirmation page of an action says.
-pub struct Confirmation {
-    pub heading: String,
-    pub explain: String,
-    pub button: &'static str,
-    pub danger: bool,
-    /// Delete: the name to type.
-    pub ask_name: Option<String>,
-    /// Discard: a reason.
-    pub ask_reason: bool,
-}
-
-#[derive(Template)]
-#[template(path = "confirm.html")]
-pub struct ConfirmPage {
-    pub frame: Frame,
-    pub heading: String,
-    pub explain: String,
-    pub action: String,
-    pub button: &'static str,
-    pub danger: bool,
-    pub ask_name: Option<String>,
-    pub ask_reason: bool,
-    pub back: String,
-    pub back_label: String,
-}
-
-impl ConfirmPage {
-    pub fn new(
-        frame: Frame,
-        c: Confirmation,
-        action: String,
-        back: String,
-        back_label: String,
-    ) -> Self {
-        ConfirmPage {
-            frame,
-            heading: c.heading,
-            explain: c.explain,
-            action,
-            button: c.button,
-            danger: c.danger,
-            ask_name: c.ask_name,
-            ask_reason: c.ask_reason,
-            back,
-            back_label,
-        }
-    }
-}
-
 /// The actions on a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -348,13 +296,13 @@ fn confirm_page(frame: Frame, view: &TenantView, action: Action, status: StatusC
     };
     render(
         status,
-        &ConfirmPage::new(
+        &ConfirmPage {
             frame,
-            action.confirmation(&view.name),
-            format!("{path}/{slug}"),
-            path,
-            view.name.clone(),
-        ),
+            c: action.confirmation(&view.name),
+            action: format!("{path}/{slug}"),
+            back: path,
+            back_label: view.name.clone(),
+        },
     )
 }
 
