@@ -160,12 +160,11 @@ impl Browser {
         }
     }
 
-    /// The first element matching `selector`, which must be on the page now.
+    /// The first element matching `selector`, waiting for it up to
+    /// `PAGE_DEADLINE`: under load chromedriver can answer a navigation
+    /// before the new document is there to search.
     pub async fn find(&self, selector: &str) -> Element {
-        match self.client.find(Locator::Css(selector)).await {
-            Ok(element) => element,
-            Err(e) => panic!("no {selector} ({e})\n{}", self.describe().await),
-        }
+        self.wait_for(selector, PAGE_DEADLINE).await
     }
 
     /// Every element matching `selector` (none is fine).
