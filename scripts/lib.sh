@@ -211,32 +211,9 @@ ensure_database() {
   fi
 }
 
-# broker_postgres_storage: the storage URL of tansu's PostgreSQL engine in
-# the database BROKER_DATABASE (default tansu) of the cluster on
-# BROKER_PG_PORT, after creating the database if missing and applying the
-# engine's schema (idempotent; tansu creates only its SQLite schema).
-broker_postgres_storage() {
-  local port="${BROKER_PG_PORT:-}" db="${BROKER_DATABASE:-tansu}"
-  [ -n "$port" ] || die "SCIMFLOW_BROKER_STORAGE=postgres needs BROKER_PG_PORT (the caller's PostgreSQL)"
-  ensure_database "$port" "$db" >&2
-  PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -1 -h 127.0.0.1 -p "$port" \
-    -U scimflow -d "$db" -f "$ROOT/scripts/tansu/postgres-schema.sql" >/dev/null \
-    || die "could not apply tansu's PostgreSQL schema to the database $db"
-  # Loopback, and tansu would check a TLS server's certificate against the
-  # system's roots only (scripts/test turns TLS on with a CA of its own).
-  printf 'postgres://scimflow@127.0.0.1:%s/%s?sslmode=disable\n' "$port" "$db"
-}
-
-# start_broker DIR PORT [ARGS...]: tansu with its storage under DIR (or in
-# PostgreSQL, below), so topics and committed offsets survive a restart;
-# ARGS go to tansu (e.g. --authentication). Sets BROKER_PID. Logs to
-# DIR/tansu.log.
-#
-# SCIMFLOW_BROKER_STORAGE picks tansu's storage engine: sqlite (the
-# default: DIR/tansu.db) or postgres (the database BROKER_DATABASE, default
-# tansu, in the caller's PostgreSQL cluster on BROKER_PG_PORT, created if
-# missing, with the project's schema for that engine applied on every
-# start). docs/local-broker.md compares the two.
+# start_broker DIR PORT [ARGS...]: tansu with sqlite storage under DIR, so
+# topics and committed offsets survive a restart; ARGS go to tansu (e.g.
+# --authentication). Sets BROKER_PID.
 #
 # The broker runs in its own session so that Ctrl-C reaches the processor
 # first: it must leave its consumer group while the broker is still up.
@@ -252,19 +229,13 @@ start_broker() {
   shift 2
   ensure_tansu
   mkdir -p "$dir"
-  local storage
-  case "${SCIMFLOW_BROKER_STORAGE:-sqlite}" in
-    sqlite) storage="sqlite://tansu.db" ;;
-    postgres) storage="$(broker_postgres_storage)" || exit 1 ;;
-    *) die "SCIMFLOW_BROKER_STORAGE is sqlite or postgres, not '$SCIMFLOW_BROKER_STORAGE'" ;;
-  esac
   while :; do
     logged=0
     [ -f "$dir/tansu.log" ] && logged=$(wc -c <"$dir/tansu.log")
     (cd "$dir" && exec setsid "$TANSU_BIN" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine "$storage" "$@" >>"$dir/tansu.log" 2>&1) &
+        --storage-engine "sqlite://tansu.db" "$@" >>"$dir/tansu.log" 2>&1) &
     BROKER_PID=$!
     local deadline=$((SECONDS + 60)) held=""
     while [ $SECONDS -lt $deadline ]; do
@@ -287,10 +258,8 @@ start_broker() {
     tail -20 "$dir/tansu.log" >&2
     die "tansu did not start"
   done
-  if [ "$storage" = "sqlite://tansu.db" ]; then
-    python3 "$ROOT/scripts/tansu-indexes.py" "$dir/tansu.db" || die "could not index tansu's storage"
-  fi
-  log "tansu broker on 127.0.0.1:$port (pid $BROKER_PID, ${SCIMFLOW_BROKER_STORAGE:-sqlite} storage)"
+  python3 "$ROOT/scripts/tansu-indexes.py" "$dir/tansu.db" || die "could not index tansu's storage"
+  log "tansu broker on 127.0.0.1:$port (pid $BROKER_PID)"
 }
 
 # wait_for_http URL SECONDS
