@@ -34,6 +34,9 @@ const QUEUE: usize = 10_000;
 const BATCH: usize = 500;
 /// How often the log is pruned (each tenant that made requests since).
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
+/// How long a batch may gather entries after its first: under load one
+/// insert carries hundreds of entries instead of a handful.
+const LINGER: Duration = Duration::from_millis(100);
 
 pub static DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
     let c = IntCounter::new(
@@ -97,10 +100,11 @@ async fn write_batches(
             Ok(None) => break,
             Err(_) => Vec::new(),
         };
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
+        let gather_until = tokio::time::Instant::now() + LINGER;
+        while !batch.is_empty() && batch.len() < BATCH {
+            match tokio::time::timeout_at(gather_until, rx.recv()).await {
+                Ok(Some(e)) => batch.push(e),
+                Ok(None) | Err(_) => break,
             }
         }
         seen.extend(batch.iter().map(|e| e.tenant_id));
