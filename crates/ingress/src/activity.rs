@@ -4,8 +4,9 @@
 //! detail; never a body or a token), which the admin API shows.
 //!
 //! Recording must never slow or fail a request: entries go through a
-//! bounded channel to one background task that inserts them in batches;
-//! when the channel is full an entry is dropped and counted
+//! bounded channel to one background task that inserts them in batches
+//! (gathered for up to `LINGER`, committed without waiting for the WAL
+//! flush); when the channel is full an entry is dropped and counted
 //! (`scimflow_activity_dropped_total`). The same task prunes the log to
 //! `SCIMFLOW_ACTIVITY_MAX_ROWS` per tenant and `SCIMFLOW_ACTIVITY_MAX_AGE_HOURS`.
 
